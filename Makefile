@@ -1,0 +1,56 @@
+# sofeed: `make run` to mirror Stack Overflow, `make test` to run the suite.
+# Every target sets up what it needs first; setup is idempotent and quick once done.
+
+VENV      := .venv
+PYTHON    := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+FERRETDB  := bin/ferretdb
+CHROMIUM  := /usr/bin/chromium
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export FERRETDB_TELEMETRY := disable
+
+.PHONY: setup test lint run crawl db db-stop clean
+
+setup: $(INSTALLED) $(FERRETDB) $(CHROMIUM)
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# FerretDB v1.24.2 (SQLite backend), built from the Go module proxy; see tools/ferretdb/main.go.
+$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum
+	cd tools/ferretdb && go build -trimpath -buildvcs=false -o ../../$(FERRETDB) .
+
+# Debian's Chromium, for the browser tests.
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
+test: setup
+	$(PYTHON) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The local FerretDB on 127.0.0.1:27017, unless MONGO_URI points elsewhere.
+db: setup
+ifdef MONGO_URI
+	@echo "MONGO_URI is set ($(MONGO_URI)): not starting the local FerretDB."
+else
+	$(PYTHON) tools/localdb.py start
+endif
+
+db-stop:
+	$(PYTHON) tools/localdb.py stop
+
+# One crawl of the configured feeds (SOFEED_FEED_URLS) into the database.
+crawl: db
+	$(VENV)/bin/scrapy crawl sofeed
+
+run: crawl
+
+clean: db-stop
+	rm -rf $(VENV) bin var

@@ -1,0 +1,1 @@
+"""sofeed: a realtime mirror of Stack Overflow's question feed (Scrapy project)."""

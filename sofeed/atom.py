@@ -1,0 +1,162 @@
+"""Read one Atom <entry> element into plain Python values.
+
+The spider hands over lxml elements; everything here is pure and fast, so it
+can be tested without Scrapy and timed on its own. Every value is feed text
+from a site we do not control: it is cleaned (control characters removed,
+whitespace trimmed) but never escaped. Escaping happens once, at output.
+"""
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import urljoin
+
+from lxml import etree, html
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+RANK_NS = "http://purl.org/atompub/rank/1.0"
+
+_A = f"{{{ATOM_NS}}}"
+_ID, _TITLE, _LINK = _A + "id", _A + "title", _A + "link"
+_AUTHOR, _NAME, _URI = _A + "author", _A + "name", _A + "uri"
+_CATEGORY, _SUMMARY = _A + "category", _A + "summary"
+_PUBLISHED, _UPDATED = _A + "published", _A + "updated"
+_RANK = f"{{{RANK_NS}}}rank"
+
+SUMMARY_LIMIT = 500
+
+# XML 1.0 forbids most C0 controls, but a recovering parser lets some through,
+# and MongoDB (FerretDB in particular) rejects NUL in strings.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s+")
+# Stack Overflow ids look like https://stackoverflow.com/q/73118407 and links
+# like https://stackoverflow.com/questions/73118407/some-slug.
+_QUESTION_ID = re.compile(r"/(?:q|questions)/(\d+)(?:[/?#]|$)")
+# Elements whose end separates words when HTML is read as text.
+_BLOCK_TAGS = frozenset(
+    "p br div li ul ol pre blockquote h1 h2 h3 h4 h5 h6 tr td th hr table".split()
+)
+
+
+def clean_text(value):
+    """Remove control characters and fold whitespace; None stays None."""
+    if value is None:
+        return None
+    return _SPACE.sub(" ", _CONTROL.sub("", value)).strip()
+
+
+def element_text(element):
+    """All character data under an element, ignoring unexpanded entities.
+
+    The parser never expands entity references that a document declares
+    (that is how entity bombs and external entities are defused), so such
+    references stay as entity nodes, and they carry no text of their own.
+    """
+    if element is None:
+        return None
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            parts.append(element_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def html_to_text(markup):
+    """Reduce an HTML fragment to its plain text, without scripts or styles."""
+    if "<" not in markup and "&" not in markup:
+        return clean_text(markup)
+    try:
+        fragment = html.fragment_fromstring(markup, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return clean_text(markup)
+    etree.strip_elements(fragment, "script", "style", with_tail=False)
+    for element in fragment.iter(*_BLOCK_TAGS):
+        element.tail = " " + (element.tail or "")
+    return clean_text(fragment.text_content())
+
+
+def construct_text(element):
+    """The plain text of an Atom text construct (type text, html or xhtml)."""
+    if element is None:
+        return None
+    if element.get("type") == "html":
+        return html_to_text(element_text(element))
+    return clean_text(element_text(element))
+
+
+def shorten(text, limit=SUMMARY_LIMIT):
+    """Cut text to about limit characters, at a word boundary, marked with …"""
+    if text is None or len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.8:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def parse_datetime(value):
+    """An RFC 3339 date as an aware UTC datetime, or None if it is not one."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_int(value):
+    """An integer from feed text, or None."""
+    try:
+        return int(value.strip())
+    except (AttributeError, ValueError):
+        return None
+
+
+def question_id(*urls):
+    """The numeric question id in the first URL that has one, else None."""
+    for url in urls:
+        match = _QUESTION_ID.search(url or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def alternate_link(entry, base_url):
+    """The entry's rel="alternate" href (Atom's default rel), made absolute."""
+    for link in entry.iterfind(_LINK):
+        href = clean_text(link.get("href"))
+        if href and link.get("rel", "alternate") == "alternate":
+            return urljoin(base_url, href)
+    return None
+
+
+def category_terms(entry):
+    """The category terms in feed order, each once."""
+    terms = (clean_text(c.get("term")) for c in entry.iterfind(_CATEGORY))
+    return list(dict.fromkeys(term for term in terms if term))
+
+
+def read_entry(entry, base_url=""):
+    """The fields of one Atom entry as a dict; absent values are None."""
+    entry_id = clean_text(entry.findtext(_ID)) or None
+    link = alternate_link(entry, base_url)
+    author = entry.find(_AUTHOR)
+    if author is None:
+        author = etree.Element(_AUTHOR)
+    return {
+        "entry_id": entry_id,
+        "question_id": question_id(entry_id, link),
+        "title": construct_text(entry.find(_TITLE)) or None,
+        "link": link,
+        "author": clean_text(author.findtext(_NAME)) or None,
+        "author_uri": clean_text(author.findtext(_URI)) or None,
+        "tags": category_terms(entry),
+        "rank": parse_int(entry.findtext(_RANK)),
+        "published": parse_datetime(entry.findtext(_PUBLISHED)),
+        "updated": parse_datetime(entry.findtext(_UPDATED)),
+        "summary_text": shorten(construct_text(entry.find(_SUMMARY))) or None,
+    }

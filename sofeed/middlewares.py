@@ -1,0 +1,141 @@
+"""Downloader middleware that fetches each feed only when it may have changed.
+
+It remembers, per feed URL in the `feeds` collection:
+  etag, last_modified  sent back as If-None-Match / If-Modified-Since, so an
+                       unchanged feed costs a 304 and no parsing;
+  not_before           from a 429 or 503 with Retry-After: the feed is not
+                       requested again before then.
+
+Validators are saved only when the crawl finished and every question was
+stored. Saving them earlier would let a crawl that failed half-way turn the
+next crawl's answer into a 304, and the unstored questions would be lost.
+"""
+
+import logging
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+from pymongo.errors import PyMongoError
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest
+
+from sofeed.store import Store
+
+logger = logging.getLogger(__name__)
+
+# Request.meta key that marks a request for a feed (not robots.txt) and holds its URL.
+FEED_META = "sofeed_feed"
+# A hostile or broken Retry-After must not silence a feed for good.
+MAX_RETRY_AFTER = timedelta(hours=6)
+
+
+class FeedDeferred(IgnoreRequest):
+    """A feed is not fetched because its Retry-After time has not come."""
+
+    def __init__(self, url, not_before):
+        super().__init__(f"feed {url} asked us to wait until {not_before:%Y-%m-%d %H:%M:%S} UTC")
+        self.url = url
+        self.not_before = not_before
+
+
+def parse_retry_after(value, now):
+    """The time a Retry-After header value points to, or None if it is invalid."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip() if isinstance(value, bytes) else value.strip()
+    if text.isdigit():
+        delay = timedelta(seconds=int(text[:12]))
+    else:
+        try:
+            delay = parsedate_to_datetime(text) - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return now + min(max(delay, timedelta(0)), MAX_RETRY_AFTER)
+
+
+class FeedStateMiddleware:
+    def __init__(self, uri, database, timeout_ms, stats, clock=None):
+        self.uri = uri
+        self.database = database
+        self.timeout_ms = timeout_ms
+        self.stats = stats
+        self.now = clock or (lambda: datetime.now(timezone.utc))
+        self.store = None
+        self.pending = {}  # feed URL -> state changes to save when the crawl closes
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        middleware = cls(
+            settings["MONGO_URI"],
+            settings["MONGO_DATABASE"],
+            settings.getint("MONGO_TIMEOUT_MS"),
+            crawler.stats,
+        )
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        return middleware
+
+    def process_request(self, request):
+        url = request.meta.get(FEED_META)
+        if url is None:
+            return None
+        state = self._state(url)
+        not_before = state.get("not_before")
+        if not_before is not None and self.now() < not_before:
+            self.stats.inc_value("sofeed/deferred")
+            raise FeedDeferred(url, not_before)
+        if state.get("etag"):
+            request.headers.setdefault("If-None-Match", state["etag"])
+        if state.get("last_modified"):
+            request.headers.setdefault("If-Modified-Since", state["last_modified"])
+        return None
+
+    def process_response(self, request, response):
+        url = request.meta.get(FEED_META)
+        if url is None:
+            return response
+        if response.status in (429, 503):
+            not_before = parse_retry_after(response.headers.get("Retry-After"), self.now())
+            if not_before is not None:
+                request.meta["sofeed_not_before"] = not_before
+                self.pending[url] = {"not_before": not_before}
+        elif response.status == 200:
+            self.pending[url] = {
+                "not_before": None,
+                "etag": _header(response, "ETag"),
+                "last_modified": _header(response, "Last-Modified"),
+            }
+        elif response.status == 304:
+            self.pending[url] = {"not_before": None}
+        return response
+
+    def spider_closed(self, spider, reason):
+        clean = reason == "finished" and not self.stats.get_value("sofeed/store_error")
+        try:
+            for url, changes in self.pending.items():
+                if not clean:
+                    changes = {k: v for k, v in changes.items() if k == "not_before"}
+                self._store().update_feed_state(url, changes)
+        except PyMongoError as error:
+            logger.warning("feed state not saved, MongoDB is unavailable: %s", error)
+        finally:
+            if self.store is not None:
+                self.store.close()
+
+    def _state(self, url):
+        try:
+            return self._store().feed_state(url)
+        except PyMongoError as error:
+            # Fetch without validators; the pipeline reports the outage.
+            logger.debug("feed state of %s unavailable: %s", url, error)
+            return {}
+
+    def _store(self):
+        if self.store is None:
+            self.store = Store.connect(self.uri, self.database, self.timeout_ms)
+        return self.store
+
+
+def _header(response, name):
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None

@@ -1,0 +1,120 @@
+"""Item pipelines: drop entries that cannot be stored whole, store the rest.
+
+Validation runs first (priority 100), storage second (300); see settings.py.
+"""
+
+import logging
+
+from itemadapter import ItemAdapter
+from pymongo.errors import PyMongoError
+from scrapy.exceptions import DropItem
+from scrapy.utils.defer import deferred_from_coro
+
+from sofeed.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def missing_parts(question):
+    """Why a question cannot be stored, as a stats-key-friendly word, or None."""
+    if not question.get("entry_id") and not question.get("link"):
+        return "no_id_or_link"
+    if not question.get("title"):
+        return "no_title"
+    return None
+
+
+class ValidationPipeline:
+    """Drop an entry without an id and a link, or without a title."""
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.stats)
+
+    def process_item(self, item):
+        question = ItemAdapter(item)
+        reason = missing_parts(question)
+        if reason is None:
+            return item
+        self.stats.inc_value("sofeed/invalid")
+        self.stats.inc_value(f"sofeed/invalid/{reason}")
+        where = question.get("entry_id") or question.get("link") or "an entry without id or link"
+        raise DropItem(f"invalid entry ({reason.replace('_', ' ')}): {where}")
+
+
+class MongoPipeline:
+    """Store each question once, refreshing what can change on later sightings.
+
+    A question already stored is a duplicate: it is dropped at DEBUG level
+    after its mutable fields are refreshed, because every crawl sees most of
+    the feed again. The crawl goes through the whole feed; stopping at the
+    first duplicate would lose the new questions behind an old one that
+    reappeared, since the feed is ordered by activity.
+    """
+
+    def __init__(self, uri, database, timeout_ms, crawler):
+        self.uri = uri
+        self.database = database
+        self.timeout_ms = timeout_ms
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.store = None
+        self.unavailable = False
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        return cls(
+            uri=settings["MONGO_URI"],
+            database=settings["MONGO_DATABASE"],
+            timeout_ms=settings.getint("MONGO_TIMEOUT_MS"),
+            crawler=crawler,
+        )
+
+    def open_spider(self):
+        self.store = Store.connect(self.uri, self.database, self.timeout_ms)
+        try:
+            self.store.ensure_indexes()
+        except PyMongoError as error:
+            self._give_up(error)
+
+    def close_spider(self):
+        self.store.close()
+
+    def process_item(self, item):
+        if self.unavailable:
+            raise DropItem("not stored: MongoDB is unavailable", log_level="DEBUG")
+        question = ItemAdapter(item)
+        try:
+            is_new = self.store.save_question(question)
+        except PyMongoError as error:
+            self._give_up(error)
+            raise DropItem("not stored: MongoDB is unavailable", log_level="DEBUG") from error
+        if is_new:
+            self.stats.inc_value("sofeed/new")
+            return item
+        self.stats.inc_value("sofeed/duplicate")
+        raise DropItem(f"duplicate question {question.get('entry_id')}", log_level="DEBUG")
+
+    def _give_up(self, error):
+        """Close the crawl at the first database error, with one clear line.
+
+        Each further item would wait out the timeout again. Nothing is lost:
+        the next crawl stores whatever the feed still holds.
+        """
+        self.unavailable = True
+        self.stats.inc_value("sofeed/store_error")
+        logger.error(
+            "MongoDB at %s is unavailable (%s); closing the crawl. "
+            "The next crawl stores what the feed still holds.",
+            self.uri,
+            _first_line(error),
+        )
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason="mongodb_unavailable"))
+
+
+def _first_line(error):
+    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__

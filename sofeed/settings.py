@@ -1,0 +1,73 @@
+"""Scrapy settings for sofeed; each block says why it is set.
+
+MONGO_URI, MONGO_DATABASE and SOFEED_FEED_URLS also come from the environment,
+so that the crawl, the scheduler and the web app agree on one configuration.
+`scrapy crawl sofeed -s NAME=VALUE` overrides any of them.
+"""
+
+import os
+
+BOT_NAME = "sofeed"
+
+SPIDER_MODULES = ["sofeed.spiders"]
+NEWSPIDER_MODULE = "sofeed.spiders"
+
+ADDONS = {}
+
+# Where questions are stored.
+MONGO_URI = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017")
+MONGO_DATABASE = os.environ.get("MONGO_DATABASE", "stack_questions")
+# How long a MongoDB call may wait for the server before the crawl gives up.
+MONGO_TIMEOUT_MS = 3000
+
+# The feeds to mirror, comma-separated; `-a feed_url=...` takes precedence.
+SOFEED_FEED_URLS = os.environ.get("SOFEED_FEED_URLS", "https://stackoverflow.com/feeds")
+
+# Say who we are, so the site can tell this mirror apart from other bots.
+USER_AGENT = "sofeed/0.1 (Scrapy; a realtime mirror of the Stack Overflow question feed)"
+
+# Obey robots.txt; the spider logs the override when it blocks a feed.
+ROBOTSTXT_OBEY = True
+
+# A crawl asks for a handful of feeds every 30 seconds: one request at a time
+# per site is polite, and no added delay is needed at that rate.
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 0
+
+# A feed is tens of kilobytes; anything past a few megabytes is not one.
+DOWNLOAD_MAXSIZE = 4 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 1024 * 1024
+
+# Crawls run every 30 seconds. With robots.txt, one feed is at most two
+# downloads and two retries: 4 x 6 s stays under the interval.
+DOWNLOAD_TIMEOUT = 6
+
+# One retry for passing failures. 429 and 503 are not retried at once: they
+# carry Retry-After, which FeedStateMiddleware honours on the next crawl.
+# The spider reports a feed that still fails, so the give-up line is DEBUG.
+RETRY_TIMES = 1
+RETRY_HTTP_CODES = [500, 502, 504, 522, 524, 408]
+RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
+
+# Conditional GET and Retry-After per feed. It runs before RobotsTxtMiddleware
+# (100), so a feed that must wait costs not even a robots.txt request.
+DOWNLOADER_MIDDLEWARES = {
+    "sofeed.middlewares.FeedStateMiddleware": 50,
+}
+
+# Validate entries, then store them.
+ITEM_PIPELINES = {
+    "sofeed.pipelines.ValidationPipeline": 100,
+    "sofeed.pipelines.MongoPipeline": 300,
+}
+
+# A crawl every 30 seconds: per-request DEBUG lines would drown what matters.
+LOG_LEVEL = "INFO"
+
+# No interactive console on a long-running, unattended mirror.
+TELNETCONSOLE_ENABLED = False
+# Scrapy's remote-control server runs code sent to it: not on an unattended mirror.
+REMOTE_CONTROL_ENABLED = False
+
+# `-O items.jsonl` writes readable UTF-8, not \u escapes.
+FEED_EXPORT_ENCODING = "utf-8"

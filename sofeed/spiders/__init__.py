@@ -1,0 +1,1 @@
+"""Spiders of the sofeed project: one spider per module."""

@@ -1,0 +1,155 @@
+"""The `sofeed` spider: Stack Overflow's Atom feed, read into QuestionItems."""
+
+import logging
+import re
+
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import TextResponse, XmlResponse
+from scrapy.selector import Selector
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.spiders import XMLFeedSpider
+
+from sofeed.atom import ATOM_NS, RANK_NS, read_entry
+from sofeed.items import QuestionItem
+from sofeed.middlewares import FEED_META, FeedDeferred
+
+DEFAULT_FEED_URL = "https://stackoverflow.com/feeds"
+
+_FEED_TAG = f"{{{ATOM_NS}}}feed"
+# The end of a feed document, with or without a namespace prefix.
+_FEED_END = re.compile(r"</(?:[\w.-]+:)?feed\s*>\s*$")
+_ENTRY_END = re.compile(r"</(?:[\w.-]+:)?entry\s*>")
+# RobotsTxtMiddleware's reason for the IgnoreRequest it raises.
+_ROBOTS_FORBIDDEN = "Forbidden by robots.txt"
+
+
+class RobotsTxtErrorFilter(logging.Filter):
+    """Keep failed robots.txt downloads out of the log.
+
+    When a feed's host cannot be reached, RobotsTxtMiddleware logs its own
+    failure with a traceback, and then the feed request fails the same way.
+    The spider reports the feed once, in feed_failed; the robots.txt failure
+    is still counted in the robotstxt/exception_count stats.
+    """
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Error downloading")
+
+
+def _quiet_robotstxt_errors():
+    robots_logger = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+    if not any(isinstance(f, RobotsTxtErrorFilter) for f in robots_logger.filters):
+        robots_logger.addFilter(RobotsTxtErrorFilter())
+
+
+def split_urls(value):
+    """Feed URLs from a comma-separated string or a list."""
+    if isinstance(value, str):
+        value = value.split(",")
+    return [url.strip() for url in value or () if url.strip()]
+
+
+class SofeedSpider(XMLFeedSpider):
+    """Fetch each configured feed and yield one QuestionItem per entry.
+
+    Feeds come from `-a feed_url=URL[,URL...]`, else the SOFEED_FEED_URLS
+    setting, else Stack Overflow's newest-questions feed.
+    """
+
+    name = "sofeed"
+    # Stack Overflow declares Atom as the default namespace, and the default
+    # "iternodes" iterator finds no <entry> in such a document: "xml" with a
+    # registered prefix does.
+    iterator = "xml"
+    itertag = "atom:entry"
+    namespaces = [("atom", ATOM_NS), ("re", RANK_NS)]
+    # A 304 Not Modified reaches the spider, which treats it as "nothing new".
+    handle_httpstatus_list = [304]
+
+    def __init__(self, *args, feed_url=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.feed_url_argument = feed_url
+        _quiet_robotstxt_errors()
+
+    @property
+    def feed_urls(self):
+        configured = self.feed_url_argument or self.settings.get("SOFEED_FEED_URLS")
+        return split_urls(configured) or [DEFAULT_FEED_URL]
+
+    async def start(self):
+        for url in self.feed_urls:
+            yield Request(url, meta={FEED_META: url}, errback=self.feed_failed, dont_filter=True)
+
+    def adapt_response(self, response):
+        """Give XMLFeedSpider text to parse even for a 304 or a binary body."""
+        if isinstance(response, TextResponse):
+            return response
+        return response.replace(cls=XmlResponse)
+
+    def parse_nodes(self, response, nodes):
+        """Yield the entries of a feed, or report why the response is not one."""
+        url = response.meta.get(FEED_META, response.url)
+        if response.status == 304:
+            self.crawler.stats.inc_value("sofeed/not_modified")
+            self.logger.info("feed %s: 304 Not Modified, nothing new", url)
+            return
+        if not nodes:
+            self._report_empty(response, url)
+            return
+        complete = len(nodes)
+        if not _FEED_END.search(response.text[-200:]):
+            # A cut-off document: the parser recovers, and closes the last
+            # entry itself. Only entries whose end tag is in the text are whole.
+            complete = min(complete, len(_ENTRY_END.findall(response.text)))
+            self.crawler.stats.inc_value("sofeed/feed_error")
+            self.logger.error(
+                "feed %s: the document is truncated; storing its %d complete entries, "
+                "skipping %d partial",
+                url,
+                complete,
+                len(nodes) - complete,
+            )
+        yield from super().parse_nodes(response, nodes[:complete])
+
+    def parse_node(self, response, selector):
+        return QuestionItem(read_entry(selector.root, response.url))
+
+    def feed_failed(self, failure):
+        """Log one clear line for a feed that could not be fetched."""
+        request = failure.request
+        url = request.meta.get(FEED_META, request.url)
+        if failure.check(FeedDeferred):
+            self.logger.info("feed %s: skipped, %s", url, failure.value)
+            return
+        self.crawler.stats.inc_value("sofeed/feed_error")
+        if failure.check(IgnoreRequest) and str(failure.value) == _ROBOTS_FORBIDDEN:
+            self.logger.error(
+                "feed %s is disallowed by its site's robots.txt for our User-Agent; "
+                "set ROBOTSTXT_OBEY=False (scrapy crawl sofeed -s ROBOTSTXT_OBEY=False) "
+                "to fetch it anyway",
+                url,
+            )
+        elif failure.check(HttpError):
+            response = failure.value.response
+            wait = request.meta.get("sofeed_not_before")
+            later = f"; not fetching it again before {wait:%H:%M:%S} UTC" if wait else ""
+            self.logger.error("feed %s: HTTP %d%s", url, response.status, later)
+        else:
+            self.logger.error("feed %s: fetch failed: %s: %s", url, failure.type.__name__, failure.value)
+
+    def _report_empty(self, response, url):
+        root = Selector(response, type="xml").root
+        if root.tag == _FEED_TAG:
+            self.logger.info("feed %s: the feed has no entries", url)
+            return
+        self.crawler.stats.inc_value("sofeed/feed_error")
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1") or "none"
+        what = f"root element <{root.tag}>" if response.body.strip() else "an empty body"
+        self.logger.error(
+            "feed %s: not an Atom feed (HTTP %d, Content-Type %s, %s); nothing stored",
+            url,
+            response.status,
+            content_type,
+            what,
+        )

@@ -1,0 +1,97 @@
+"""A local HTTP server that plays Stack Overflow for the tests.
+
+Each path answers with a Reply that a test sets: a feed, an error status, a
+slow or cut-off body, robots.txt. Feeds honour If-None-Match like a real
+server. Every request is recorded, so tests can check what the crawler sent.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/atom+xml; charset=utf-8"
+    headers: dict = field(default_factory=dict)
+    etag: str | None = None  # answer 304 to a matching If-None-Match
+    delay: float = 0.0  # seconds to wait before answering
+
+
+@dataclass
+class SeenRequest:
+    path: str
+    headers: dict
+    at: float  # time.monotonic()
+
+
+class FeedServer:
+    def __init__(self):
+        self.replies = {}
+        self.requests = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def url(self, path):
+        host, port = self._httpd.server_address
+        return f"http://{host}:{port}{path}"
+
+    def serve(self, path, reply):
+        """Answer requests for path with reply from now on."""
+        with self._lock:
+            self.replies[path] = reply
+        return self.url(path)
+
+    def serve_feed(self, path, body, **reply_fields):
+        return self.serve(path, Reply(body=body, **reply_fields))
+
+    def requests_for(self, path):
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with server._lock:
+                    server.requests.append(SeenRequest(self.path, dict(self.headers), time.monotonic()))
+                    reply = server.replies.get(self.path, Reply(status=404, body=b"not found", content_type="text/plain"))
+                if reply.delay:
+                    time.sleep(reply.delay)
+                status, body = reply.status, reply.body
+                if reply.etag and self.headers.get("If-None-Match") == reply.etag:
+                    status, body = 304, b""
+                try:
+                    self.send_response(status)
+                    if status != 304:
+                        self.send_header("Content-Type", reply.content_type)
+                    if reply.etag:
+                        self.send_header("ETag", reply.etag)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as a timing-out crawler does
+
+            def log_message(self, format, *args):
+                pass
+
+        return Handler

@@ -1,0 +1,91 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from scrapy import Request
+from scrapy.http import Response
+
+from sofeed.middlewares import FEED_META, FeedDeferred, FeedStateMiddleware, parse_retry_after
+from tests.conftest import make_spider
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+FEED = "https://stackoverflow.com/feeds"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"120", NOW + timedelta(seconds=120)),
+        ("0", NOW),
+        ("Wed, 01 May 2024 12:05:00 GMT", NOW + timedelta(minutes=5)),
+        ("Wed, 01 May 2024 11:00:00 GMT", NOW),  # already past: no wait
+        ("999999999999999999", NOW + timedelta(hours=6)),  # capped
+    ],
+)
+def test_parse_retry_after_reads_seconds_and_http_dates(header, expected):
+    assert parse_retry_after(header, NOW) == expected
+
+
+@pytest.mark.parametrize("header", [None, b"", "soon", "-5", "Mon, 99 Foo 2024"])
+def test_parse_retry_after_ignores_what_is_not_a_retry_after_value(header):
+    assert parse_retry_after(header, NOW) is None
+
+
+@pytest.fixture
+def middleware(mongo_uri, database_name):
+    spider = make_spider(MONGO_URI=mongo_uri, MONGO_DATABASE=database_name)
+    middleware = FeedStateMiddleware.from_crawler(spider.crawler)
+    middleware.now = lambda: NOW
+    yield middleware
+    if middleware.store is not None:
+        middleware.store.close()
+
+
+def feed_request():
+    return Request(FEED, meta={FEED_META: FEED})
+
+
+def test_a_feed_request_carries_the_remembered_validators(middleware, store):
+    store.update_feed_state(FEED, {"etag": '"v1"', "last_modified": "Wed, 01 May 2024 11:00:00 GMT"})
+    request = feed_request()
+    assert middleware.process_request(request) is None
+    assert request.headers["If-None-Match"] == b'"v1"'
+    assert request.headers["If-Modified-Since"] == b"Wed, 01 May 2024 11:00:00 GMT"
+
+
+def test_a_request_that_is_not_for_a_feed_is_left_alone(middleware, store):
+    store.update_feed_state(FEED, {"etag": '"v1"'})
+    request = Request("https://stackoverflow.com/robots.txt")
+    assert middleware.process_request(request) is None
+    assert b"If-None-Match" not in request.headers
+
+
+def test_a_feed_is_not_requested_before_its_retry_after_time(middleware, store):
+    store.update_feed_state(FEED, {"not_before": NOW + timedelta(seconds=30)})
+    with pytest.raises(FeedDeferred, match="wait until 2024-05-01 12:00:30 UTC"):
+        middleware.process_request(feed_request())
+    middleware.now = lambda: NOW + timedelta(seconds=31)
+    assert middleware.process_request(feed_request()) is None
+
+
+def test_validators_are_saved_only_when_the_crawl_finished_cleanly(middleware, store):
+    request = feed_request()
+    middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
+    middleware.stats.set_value("sofeed/store_error", 1)
+    middleware.spider_closed(None, "finished")
+    assert "etag" not in store.feed_state(FEED)
+
+
+def test_validators_of_a_clean_crawl_are_saved(middleware, store):
+    response = Response(FEED, status=200, headers={"ETag": '"v2"', "Last-Modified": "Wed, 01 May 2024 11:00:00 GMT"})
+    middleware.process_response(feed_request(), response)
+    middleware.spider_closed(None, "finished")
+    state = store.feed_state(FEED)
+    assert (state["etag"], state["last_modified"]) == ('"v2"', "Wed, 01 May 2024 11:00:00 GMT")
+
+
+def test_a_429_with_retry_after_is_remembered_even_when_the_crawl_failed(middleware, store):
+    request = feed_request()
+    middleware.process_response(request, Response(FEED, status=429, headers={"Retry-After": "90"}))
+    assert request.meta["sofeed_not_before"] == NOW + timedelta(seconds=90)
+    middleware.spider_closed(None, "shutdown")
+    assert store.feed_state(FEED)["not_before"] == NOW + timedelta(seconds=90)

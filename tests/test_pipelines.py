@@ -1,0 +1,85 @@
+from datetime import datetime, timezone
+
+import pytest
+from scrapy.exceptions import DropItem
+
+from sofeed.items import QuestionItem
+from sofeed.pipelines import MongoPipeline, ValidationPipeline
+from sofeed.store import question_key
+from tests.conftest import make_spider
+
+
+def question(**fields):
+    values = {
+        "entry_id": "https://stackoverflow.com/q/77640001",
+        "question_id": 77640001,
+        "title": "Why doesn't git stash pop restore untracked files?",
+        "link": "https://stackoverflow.com/questions/77640001/why-doesnt-git-stash-pop",
+        "author": "Mira Okafor",
+        "author_uri": None,
+        "tags": ["git"],
+        "rank": 0,
+        "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=timezone.utc),
+        "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=timezone.utc),
+        "summary_text": "Body.",
+    }
+    values.update(fields)
+    return QuestionItem(values)
+
+
+@pytest.fixture
+def stored(mongo_uri, database_name):
+    """A MongoPipeline opened on this test's database, as Scrapy opens it."""
+    spider = make_spider(MONGO_URI=mongo_uri, MONGO_DATABASE=database_name)
+    pipeline = MongoPipeline.from_crawler(spider.crawler)
+    pipeline.open_spider()
+    yield pipeline
+    pipeline.close_spider()
+
+
+def test_validation_passes_a_complete_question_through():
+    item = question()
+    assert ValidationPipeline.from_crawler(make_spider().crawler).process_item(item) is item
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"entry_id": None, "link": None}, "no_id_or_link"),
+        ({"title": None}, "no_title"),
+        ({"title": ""}, "no_title"),
+    ],
+)
+def test_validation_drops_an_incomplete_entry_with_a_counted_reason(fields, reason):
+    crawler = make_spider().crawler
+    with pytest.raises(DropItem, match=reason.replace("_", " ")) as dropped:
+        ValidationPipeline.from_crawler(crawler).process_item(question(**fields))
+    assert dropped.value.log_level is None  # a malformed entry is worth a warning
+    assert crawler.stats.get_value("sofeed/invalid") == 1
+    assert crawler.stats.get_value(f"sofeed/invalid/{reason}") == 1
+
+
+def test_validation_keeps_an_entry_that_has_a_link_but_no_id():
+    item = question(entry_id=None)
+    assert ValidationPipeline.from_crawler(make_spider().crawler).process_item(item) is item
+
+
+def test_mongo_pipeline_stores_a_new_question_and_counts_it(stored, store):
+    item = question()
+    assert stored.process_item(item) is item
+    assert store.questions.find_one({"_id": question_key(item["entry_id"])})["title"] == item["title"]
+    assert stored.stats.get_value("sofeed/new") == 1
+
+
+def test_mongo_pipeline_drops_a_duplicate_quietly_after_refreshing_it(stored, store):
+    stored.process_item(question())
+    with pytest.raises(DropItem, match="duplicate question") as dropped:
+        stored.process_item(question(title="Edited", rank=3))
+    assert dropped.value.log_level == "DEBUG"
+    [document] = store.questions.find()
+    assert (document["title"], document["rank"]) == ("Edited", 3)
+    assert stored.stats.get_value("sofeed/duplicate") == 1
+
+
+def test_mongo_pipeline_creates_the_fetched_index_when_the_spider_opens(stored, store):
+    assert "fetched_-1__id_-1" in store.questions.index_information()

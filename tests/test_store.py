@@ -1,0 +1,106 @@
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sofeed.store import StrictClock, question_key
+
+QUESTION = {
+    "entry_id": "https://stackoverflow.com/q/77640001",
+    "question_id": 77640001,
+    "title": "Why doesn't git stash pop restore untracked files?",
+    "link": "https://stackoverflow.com/questions/77640001/why-doesnt-git-stash-pop",
+    "author": "Mira Okafor",
+    "author_uri": "https://stackoverflow.com/users/4410021",
+    "tags": ["git", "git-stash"],
+    "rank": 2,
+    "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=timezone.utc),
+    "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=timezone.utc),
+    "summary_text": "I ran git stash and then git stash pop.",
+}
+
+
+def test_question_key_is_the_sha224_hex_digest_of_the_entry_id():
+    expected = hashlib.sha224(b"https://stackoverflow.com/q/77640001").hexdigest()
+    assert question_key(QUESTION["entry_id"], QUESTION["link"]) == expected
+
+
+def test_question_key_falls_back_to_the_link_when_there_is_no_entry_id():
+    assert question_key(None, "https://stackoverflow.com/questions/1") == hashlib.sha224(
+        b"https://stackoverflow.com/questions/1"
+    ).hexdigest()
+
+
+def test_question_key_refuses_a_question_with_neither_id_nor_link():
+    with pytest.raises(ValueError, match="entry_id or a link"):
+        question_key(None, None)
+
+
+def test_save_question_inserts_every_field_with_fetched_and_last_seen(store):
+    before = datetime.now(timezone.utc) - timedelta(milliseconds=1)
+    assert store.save_question(QUESTION) is True
+    [stored] = store.questions.find()
+    assert stored["_id"] == question_key(QUESTION["entry_id"])
+    assert {name: stored[name] for name in QUESTION} == QUESTION
+    assert before <= stored["fetched"] <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert stored["last_seen"] == stored["fetched"]
+
+
+def test_saving_a_known_question_refreshes_what_changes_but_never_fetched(store):
+    store.save_question(QUESTION)
+    [first] = store.questions.find()
+    edited = {
+        **QUESTION,
+        "title": "Edited title",
+        "link": "https://stackoverflow.com/questions/77640001/edited-title",
+        "tags": ["git"],
+        "rank": 5,
+        "updated": datetime(2023, 12, 12, tzinfo=timezone.utc),
+        "summary_text": "Edited body.",
+        "author": "Someone Else",
+    }
+    assert store.save_question(edited) is False
+    [second] = store.questions.find()
+    assert second["fetched"] == first["fetched"]
+    assert second["last_seen"] > first["last_seen"]
+    for name in ("title", "link", "tags", "rank", "updated", "summary_text"):
+        assert second[name] == edited[name]
+    assert second["author"] == "Mira Okafor"
+
+
+def test_fetched_strictly_increases_across_inserts_within_one_millisecond(store):
+    for n in range(60):
+        store.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{n}"})
+    by_insertion = sorted(store.questions.find(), key=lambda doc: int(doc["entry_id"].rsplit("/", 1)[1]))
+    fetched = [doc["fetched"] for doc in by_insertion]
+    assert all(earlier < later for earlier, later in zip(fetched, fetched[1:]))
+
+
+def test_strict_clock_steps_one_millisecond_when_the_time_stands_still():
+    clock = StrictClock(now=lambda: 1_700_000_000.0004)
+    first, second, third = clock(), clock(), clock()
+    assert first == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert second - first == third - second == timedelta(milliseconds=1)
+
+
+def test_strict_clock_never_goes_back_when_the_system_clock_does():
+    times = iter([100.500, 100.200, 100.900])
+    clock = StrictClock(now=lambda: next(times))
+    values = [clock(), clock(), clock()]
+    assert [v.timestamp() for v in values] == [100.5, 100.501, 100.9]
+
+
+def test_ensure_indexes_creates_the_index_the_newest_first_query_sorts_on(store):
+    store.ensure_indexes()
+    keys = [index["key"] for index in store.questions.list_indexes()]
+    assert {"fetched": -1, "_id": -1} in [dict(key) for key in keys]
+
+
+def test_feed_state_remembers_set_fields_and_forgets_fields_set_to_none(store):
+    url = "https://stackoverflow.com/feeds"
+    assert store.feed_state(url) == {}
+    later = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    store.update_feed_state(url, {"etag": '"abc"', "last_modified": None, "not_before": later})
+    assert store.feed_state(url) == {"_id": url, "etag": '"abc"', "not_before": later}
+    store.update_feed_state(url, {"not_before": None})
+    assert store.feed_state(url) == {"_id": url, "etag": '"abc"'}
