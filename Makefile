@@ -28,7 +28,7 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
 
-test: setup
+test: lint
 	$(PYTHON) -m pytest
 
 lint: setup

@@ -7,7 +7,7 @@ whitespace trimmed) but never escaped. Escaping happens once, at output.
 """
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urljoin
 
 from lxml import etree, html
@@ -33,7 +33,27 @@ _SPACE = re.compile(r"\s+")
 _QUESTION_ID = re.compile(r"/(?:q|questions)/(\d+)(?:[/?#]|$)")
 # Elements whose end separates words when HTML is read as text.
 _BLOCK_TAGS = frozenset(
-    "p br div li ul ol pre blockquote h1 h2 h3 h4 h5 h6 tr td th hr table".split()
+    [
+        "p",
+        "br",
+        "div",
+        "li",
+        "ul",
+        "ol",
+        "pre",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "td",
+        "th",
+        "hr",
+        "table",
+    ]
 )
 
 
@@ -104,8 +124,8 @@ def parse_datetime(value):
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def parse_int(value):

@@ -12,7 +12,7 @@ next crawl's answer into a 304, and the unstored questions would be lost.
 """
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from pymongo.errors import PyMongoError
@@ -59,7 +59,7 @@ class FeedStateMiddleware:
         self.database = database
         self.timeout_ms = timeout_ms
         self.stats = stats
-        self.now = clock or (lambda: datetime.now(timezone.utc))
+        self.now = clock or (lambda: datetime.now(UTC))
         self.store = None
         self.pending = {}  # feed URL -> state changes to save when the crawl closes
 

@@ -16,7 +16,7 @@ transactions or change streams, so the store uses none of those features.
 import hashlib
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo import DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError
@@ -55,7 +55,7 @@ class StrictClock:
         with self._lock:
             self._last_ms = max(int(self._now() * 1000), self._last_ms + 1)
             ms = self._last_ms
-        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 # One clock per process: every Store of this process writes through it.

@@ -46,7 +46,9 @@ class Entry:
     rank: int | None = 0
     published: str = "2023-12-10T16:39:44Z"
     updated: str = "2023-12-10T16:41:02Z"
-    summary_html: str = "<p>I tried the obvious approach but it doesn't work:</p>\n<pre><code>x = 1\n</code></pre>\n"
+    summary_html: str = (
+        "<p>I tried the obvious approach but it doesn't work:</p>\n<pre><code>x = 1\n</code></pre>\n"
+    )
     entry_id: str | None = None
     link: str | None = None
 
@@ -66,7 +68,9 @@ def render_entry(entry):
     if entry.title is not None:
         lines.append(f'        <title type="text">{xml_escape(entry.title)}</title>')
     for tag in entry.tags:
-        lines.append(f'            <category scheme="https://stackoverflow.com/tags" term="{xml_escape(tag)}" />')
+        lines.append(
+            f'            <category scheme="https://stackoverflow.com/tags" term="{xml_escape(tag)}" />'
+        )
     lines.append("        <author>")
     lines.append(f"            <name>{xml_escape(entry.author)}</name>")
     if entry.author_uri:
@@ -93,7 +97,7 @@ def render_feed(entries, title="Newest questions - Stack Overflow", prolog=""):
     <subtitle>most recent 30 from stackoverflow.com</subtitle>
     <updated>2023-12-10T17:21:25Z</updated>
     <id>https://stackoverflow.com/feeds</id>
-    <creativeCommons:license>https://creativecommons.org/licenses/by-sa/4.0/rdf</creativeCommons:license> 
+    <creativeCommons:license>https://creativecommons.org/licenses/by-sa/4.0/rdf</creativeCommons:license>
 """
     body = "\n".join(render_entry(entry) for entry in entries)
     return (head + body + "\n</feed>").encode("utf-8")

@@ -71,7 +71,9 @@ class FeedServer:
             def do_GET(self):
                 with server._lock:
                     server.requests.append(SeenRequest(self.path, dict(self.headers), time.monotonic()))
-                    reply = server.replies.get(self.path, Reply(status=404, body=b"not found", content_type="text/plain"))
+                    reply = server.replies.get(
+                        self.path, Reply(status=404, body=b"not found", content_type="text/plain")
+                    )
                 if reply.delay:
                     time.sleep(reply.delay)
                 status, body = reply.status, reply.body

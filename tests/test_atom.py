@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from lxml import etree
@@ -30,8 +30,8 @@ def test_read_entry_reads_every_field_of_a_stack_overflow_entry(fixture_entries)
         "author_uri": "https://stackoverflow.com/users/4410021",
         "tags": ["git", "git-stash"],
         "rank": 2,
-        "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=timezone.utc),
-        "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=timezone.utc),
+        "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=UTC),
+        "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=UTC),
         "summary_text": "I ran git stash and then git stash pop, but my new files didn't come back. "
         "$ git stash pop No stash entries found. What am I missing?",
     }
@@ -68,7 +68,9 @@ def test_read_entry_gives_none_for_missing_id_title_and_link(fixture_entries):
 
 
 def test_summary_text_drops_scripts_and_keeps_escaped_markup_as_text(fixture_entries):
-    assert fixture_entries[1]["summary_text"] == "My template prints <script> tags literally. Is autoescape on?"
+    assert (
+        fixture_entries[1]["summary_text"] == "My template prints <script> tags literally. Is autoescape on?"
+    )
 
 
 def test_summary_text_is_cut_near_500_characters_at_a_word_boundary():
@@ -110,8 +112,8 @@ def test_question_id_comes_from_the_entry_id_or_else_the_link(urls, expected):
 
 
 def test_parse_datetime_gives_aware_utc_datetimes():
-    assert parse_datetime("2022-03-11T10:42:43Z") == datetime(2022, 3, 11, 10, 42, 43, tzinfo=timezone.utc)
-    assert parse_datetime(" 2022-03-11T12:42:43+02:00 ") == datetime(2022, 3, 11, 10, 42, 43, tzinfo=timezone.utc)
+    assert parse_datetime("2022-03-11T10:42:43Z") == datetime(2022, 3, 11, 10, 42, 43, tzinfo=UTC)
+    assert parse_datetime(" 2022-03-11T12:42:43+02:00 ") == datetime(2022, 3, 11, 10, 42, 43, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("garbage", [None, "", "yesterday", "2022-13-45T99:00:00Z"])

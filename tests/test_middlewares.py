@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from scrapy import Request
@@ -7,7 +7,7 @@ from scrapy.http import Response
 from sofeed.middlewares import FEED_META, FeedDeferred, FeedStateMiddleware, parse_retry_after
 from tests.conftest import make_spider
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 FEED = "https://stackoverflow.com/feeds"
 
 
@@ -76,7 +76,9 @@ def test_validators_are_saved_only_when_the_crawl_finished_cleanly(middleware, s
 
 
 def test_validators_of_a_clean_crawl_are_saved(middleware, store):
-    response = Response(FEED, status=200, headers={"ETag": '"v2"', "Last-Modified": "Wed, 01 May 2024 11:00:00 GMT"})
+    response = Response(
+        FEED, status=200, headers={"ETag": '"v2"', "Last-Modified": "Wed, 01 May 2024 11:00:00 GMT"}
+    )
     middleware.process_response(feed_request(), response)
     middleware.spider_closed(None, "finished")
     state = store.feed_state(FEED)

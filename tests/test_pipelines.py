@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from scrapy.exceptions import DropItem
@@ -19,8 +19,8 @@ def question(**fields):
         "author_uri": None,
         "tags": ["git"],
         "rank": 0,
-        "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=timezone.utc),
-        "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=timezone.utc),
+        "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=UTC),
+        "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=UTC),
         "summary_text": "Body.",
     }
     values.update(fields)

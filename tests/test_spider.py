@@ -56,14 +56,25 @@ def test_feed_urls_come_from_the_setting_when_no_argument_is_given():
 
 
 def test_feed_urls_default_to_the_stack_overflow_feed():
-    assert make_spider(SOFEED_FEED_URLS="").feed_urls == [DEFAULT_FEED_URL] == ["https://stackoverflow.com/feeds"]
+    assert (
+        make_spider(SOFEED_FEED_URLS="").feed_urls
+        == [DEFAULT_FEED_URL]
+        == ["https://stackoverflow.com/feeds"]
+    )
 
 
 def test_a_truncated_feed_yields_only_its_complete_entries_and_logs_one_error(caplog):
     document = render_feed(sample_entries(10))
     cut = document.index(b"<summary", document.index(b"77600004"))
     items = parse(make_spider(), feed_response(document[:cut]))
-    assert [item["question_id"] for item in items] == [77600010, 77600009, 77600008, 77600007, 77600006, 77600005]
+    assert [item["question_id"] for item in items] == [
+        77600010,
+        77600009,
+        77600008,
+        77600007,
+        77600006,
+        77600005,
+    ]
     [error] = sofeed_errors(caplog)
     assert "truncated" in error
     assert "6 complete entries, skipping 1 partial" in error
@@ -113,7 +124,10 @@ def test_external_entities_are_never_resolved(tmp_path):
 def test_an_entity_bomb_is_not_expanded():
     prolog = (
         '<!DOCTYPE feed [<!ENTITY lol "lol">'
-        + "".join(f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10 if n > 1 else "&lol;" * 10}">' for n in range(1, 10))
+        + "".join(
+            f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10 if n > 1 else "&lol;" * 10}">'
+            for n in range(1, 10)
+        )
         + "]>\n"
     )
     document = render_feed([Entry(question_id=1, title="placeholder")], prolog=prolog)
@@ -126,4 +140,3 @@ def test_control_characters_in_feed_text_are_removed():
     document = render_feed([Entry(question_id=1, title="Tab\tand\u0085next\u0007bell")])
     [item] = parse(make_spider(), feed_response(document))
     assert item["title"] == "Tab andnextbell"
-

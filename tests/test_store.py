@@ -1,5 +1,6 @@
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -14,8 +15,8 @@ QUESTION = {
     "author_uri": "https://stackoverflow.com/users/4410021",
     "tags": ["git", "git-stash"],
     "rank": 2,
-    "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=timezone.utc),
-    "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=timezone.utc),
+    "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=UTC),
+    "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=UTC),
     "summary_text": "I ran git stash and then git stash pop.",
 }
 
@@ -26,9 +27,10 @@ def test_question_key_is_the_sha224_hex_digest_of_the_entry_id():
 
 
 def test_question_key_falls_back_to_the_link_when_there_is_no_entry_id():
-    assert question_key(None, "https://stackoverflow.com/questions/1") == hashlib.sha224(
-        b"https://stackoverflow.com/questions/1"
-    ).hexdigest()
+    assert (
+        question_key(None, "https://stackoverflow.com/questions/1")
+        == hashlib.sha224(b"https://stackoverflow.com/questions/1").hexdigest()
+    )
 
 
 def test_question_key_refuses_a_question_with_neither_id_nor_link():
@@ -37,12 +39,12 @@ def test_question_key_refuses_a_question_with_neither_id_nor_link():
 
 
 def test_save_question_inserts_every_field_with_fetched_and_last_seen(store):
-    before = datetime.now(timezone.utc) - timedelta(milliseconds=1)
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
     assert store.save_question(QUESTION) is True
     [stored] = store.questions.find()
     assert stored["_id"] == question_key(QUESTION["entry_id"])
     assert {name: stored[name] for name in QUESTION} == QUESTION
-    assert before <= stored["fetched"] <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert before <= stored["fetched"] <= datetime.now(UTC) + timedelta(seconds=1)
     assert stored["last_seen"] == stored["fetched"]
 
 
@@ -55,7 +57,7 @@ def test_saving_a_known_question_refreshes_what_changes_but_never_fetched(store)
         "link": "https://stackoverflow.com/questions/77640001/edited-title",
         "tags": ["git"],
         "rank": 5,
-        "updated": datetime(2023, 12, 12, tzinfo=timezone.utc),
+        "updated": datetime(2023, 12, 12, tzinfo=UTC),
         "summary_text": "Edited body.",
         "author": "Someone Else",
     }
@@ -73,13 +75,13 @@ def test_fetched_strictly_increases_across_inserts_within_one_millisecond(store)
         store.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{n}"})
     by_insertion = sorted(store.questions.find(), key=lambda doc: int(doc["entry_id"].rsplit("/", 1)[1]))
     fetched = [doc["fetched"] for doc in by_insertion]
-    assert all(earlier < later for earlier, later in zip(fetched, fetched[1:]))
+    assert all(earlier < later for earlier, later in pairwise(fetched))
 
 
 def test_strict_clock_steps_one_millisecond_when_the_time_stands_still():
     clock = StrictClock(now=lambda: 1_700_000_000.0004)
     first, second, third = clock(), clock(), clock()
-    assert first == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert first == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert second - first == third - second == timedelta(milliseconds=1)
 
 
@@ -99,7 +101,7 @@ def test_ensure_indexes_creates_the_index_the_newest_first_query_sorts_on(store)
 def test_feed_state_remembers_set_fields_and_forgets_fields_set_to_none(store):
     url = "https://stackoverflow.com/feeds"
     assert store.feed_state(url) == {}
-    later = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
     store.update_feed_state(url, {"etag": '"abc"', "last_modified": None, "not_before": later})
     assert store.feed_state(url) == {"_id": url, "etag": '"abc"', "not_before": later}
     store.update_feed_state(url, {"not_before": None})

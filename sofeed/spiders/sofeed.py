@@ -63,9 +63,9 @@ class SofeedSpider(XMLFeedSpider):
     # registered prefix does.
     iterator = "xml"
     itertag = "atom:entry"
-    namespaces = [("atom", ATOM_NS), ("re", RANK_NS)]
+    namespaces = (("atom", ATOM_NS), ("re", RANK_NS))
     # A 304 Not Modified reaches the spider, which treats it as "nothing new".
-    handle_httpstatus_list = [304]
+    handle_httpstatus_list = (304,)
 
     def __init__(self, *args, feed_url=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -104,8 +104,7 @@ class SofeedSpider(XMLFeedSpider):
             complete = min(complete, len(_ENTRY_END.findall(response.text)))
             self.crawler.stats.inc_value("sofeed/feed_error")
             self.logger.error(
-                "feed %s: the document is truncated; storing its %d complete entries, "
-                "skipping %d partial",
+                "feed %s: the document is truncated; storing its %d complete entries, skipping %d partial",
                 url,
                 complete,
                 len(nodes) - complete,
