@@ -110,10 +110,13 @@ class FeedStateMiddleware:
         return response
 
     def spider_closed(self, spider, reason):
-        clean = reason == "finished" and not self.stats.get_value("sofeed/store_error")
+        if self.stats.get_value("sofeed/store_error"):
+            # The pipeline lost the database and said so; asking it again
+            # would only wait out another timeout. Nothing is remembered.
+            self.pending.clear()
         try:
             for url, changes in self.pending.items():
-                if not clean:
+                if reason != "finished":
                     changes = {k: v for k, v in changes.items() if k == "not_before"}
                 self._store().update_feed_state(url, changes)
         except PyMongoError as error:

@@ -67,11 +67,18 @@ def test_a_feed_is_not_requested_before_its_retry_after_time(middleware, store):
     assert middleware.process_request(feed_request()) is None
 
 
-def test_validators_are_saved_only_when_the_crawl_finished_cleanly(middleware, store):
+def test_validators_are_not_saved_when_a_question_could_not_be_stored(middleware, store):
     request = feed_request()
     middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
     middleware.stats.set_value("sofeed/store_error", 1)
     middleware.spider_closed(None, "finished")
+    assert "etag" not in store.feed_state(FEED)
+
+
+def test_validators_are_not_saved_when_the_crawl_was_cut_short(middleware, store):
+    request = feed_request()
+    middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
+    middleware.spider_closed(None, "shutdown")
     assert "etag" not in store.feed_state(FEED)
 
 

@@ -140,3 +140,9 @@ def test_control_characters_in_feed_text_are_removed():
     document = render_feed([Entry(question_id=1, title="Tab\tand\u0085next\u0007bell")])
     [item] = parse(make_spider(), feed_response(document))
     assert item["title"] == "Tab andnextbell"
+
+
+def test_a_whole_feed_followed_by_a_comment_is_not_mistaken_for_a_truncated_one(caplog):
+    document = render_feed(sample_entries(3)) + b"\n<!-- served by a cache in 3 ms -->\n"
+    assert len(parse(make_spider(), feed_response(document))) == 3
+    assert sofeed_errors(caplog) == []

@@ -17,8 +17,7 @@ from sofeed.middlewares import FEED_META, FeedDeferred
 DEFAULT_FEED_URL = "https://stackoverflow.com/feeds"
 
 _FEED_TAG = f"{{{ATOM_NS}}}feed"
-# The end of a feed document, with or without a namespace prefix.
-_FEED_END = re.compile(r"</(?:[\w.-]+:)?feed\s*>\s*$")
+# An entry's end tag, with or without a namespace prefix.
 _ENTRY_END = re.compile(r"</(?:[\w.-]+:)?entry\s*>")
 # RobotsTxtMiddleware's reason for the IgnoreRequest it raises.
 _ROBOTS_FORBIDDEN = "Forbidden by robots.txt"
@@ -97,11 +96,10 @@ class SofeedSpider(XMLFeedSpider):
         if not nodes:
             self._report_empty(response, url)
             return
-        complete = len(nodes)
-        if not _FEED_END.search(response.text[-200:]):
-            # A cut-off document: the parser recovers, and closes the last
-            # entry itself. Only entries whose end tag is in the text are whole.
-            complete = min(complete, len(_ENTRY_END.findall(response.text)))
+        # In a cut-off document the recovering parser closes the last entry
+        # itself; only entries whose end tag is in the text are whole.
+        complete = len(_ENTRY_END.findall(response.text))
+        if complete < len(nodes):
             self.crawler.stats.inc_value("sofeed/feed_error")
             self.logger.error(
                 "feed %s: the document is truncated; storing its %d complete entries, skipping %d partial",
