@@ -7,10 +7,11 @@ whitespace trimmed) but never escaped. Escaping happens once, at output.
 """
 
 import re
+import threading
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
-from lxml import etree, html
+from lxml import etree
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 RANK_NS = "http://purl.org/atompub/rank/1.0"
@@ -31,6 +32,8 @@ _SPACE = re.compile(r"\s+")
 # Stack Overflow ids look like https://stackoverflow.com/q/73118407 and links
 # like https://stackoverflow.com/questions/73118407/some-slug.
 _QUESTION_ID = re.compile(r"/(?:q|questions)/(\d+)(?:[/?#]|$)")
+# lxml parsers must not be shared between threads; each thread builds its own.
+_parsers = threading.local()
 # Elements whose end separates words when HTML is read as text.
 _BLOCK_TAGS = frozenset(
     [
@@ -81,18 +84,25 @@ def element_text(element):
     return "".join(parts)
 
 
+def _html_parser():
+    parser = getattr(_parsers, "html", None)
+    if parser is None:
+        parser = _parsers.html = etree.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+    return parser
+
+
 def html_to_text(markup):
     """Reduce an HTML fragment to its plain text, without scripts or styles."""
     if "<" not in markup and "&" not in markup:
         return clean_text(markup)
-    try:
-        fragment = html.fragment_fromstring(markup, create_parent="div")
-    except (etree.ParserError, ValueError):
-        return clean_text(markup)
-    etree.strip_elements(fragment, "script", "style", with_tail=False)
-    for element in fragment.iter(*_BLOCK_TAGS):
+    # Before parsing: the HTML parser would turn a NUL into U+FFFD.
+    root = etree.fromstring(_CONTROL.sub("", markup), _html_parser())
+    if root is None:  # nothing but whitespace or comments
+        return ""
+    etree.strip_elements(root, "script", "style", with_tail=False)
+    for element in root.iter(*_BLOCK_TAGS):
         element.tail = " " + (element.tail or "")
-    return clean_text(fragment.text_content())
+    return clean_text("".join(root.itertext()))
 
 
 def construct_text(element):
@@ -145,38 +155,47 @@ def question_id(*urls):
     return None
 
 
-def alternate_link(entry, base_url):
-    """The entry's rel="alternate" href (Atom's default rel), made absolute."""
-    for link in entry.iterfind(_LINK):
-        href = clean_text(link.get("href"))
-        if href and link.get("rel", "alternate") == "alternate":
-            return urljoin(base_url, href)
-    return None
-
-
-def category_terms(entry):
-    """The category terms in feed order, each once."""
-    terms = (clean_text(c.get("term")) for c in entry.iterfind(_CATEGORY))
-    return list(dict.fromkeys(term for term in terms if term))
+def absolute_url(href, base_url):
+    """href made absolute against the feed's URL, if it is relative."""
+    return href if href.startswith(("https://", "http://")) else urljoin(base_url, href)
 
 
 def read_entry(entry, base_url=""):
-    """The fields of one Atom entry as a dict; absent values are None."""
-    entry_id = clean_text(entry.findtext(_ID)) or None
-    link = alternate_link(entry, base_url)
-    author = entry.find(_AUTHOR)
-    if author is None:
-        author = etree.Element(_AUTHOR)
+    """The fields of one Atom entry as a dict; absent values are None.
+
+    One pass over the entry's children: where an element appears twice,
+    the first one counts, except categories, which all do.
+    """
+    first = {}
+    terms = []
+    link = None
+    for child in entry:
+        tag = child.tag
+        if tag == _CATEGORY:
+            terms.append(clean_text(child.get("term")))
+        elif tag == _LINK:
+            href = clean_text(child.get("href"))
+            if link is None and href and child.get("rel", "alternate") == "alternate":
+                link = absolute_url(href, base_url)
+        elif tag not in first:
+            first[tag] = child
+    author = first.get(_AUTHOR)
+    entry_id = _text_of(first.get(_ID))
     return {
         "entry_id": entry_id,
         "question_id": question_id(entry_id, link),
-        "title": construct_text(entry.find(_TITLE)) or None,
+        "title": construct_text(first.get(_TITLE)) or None,
         "link": link,
-        "author": clean_text(author.findtext(_NAME)) or None,
-        "author_uri": clean_text(author.findtext(_URI)) or None,
-        "tags": category_terms(entry),
-        "rank": parse_int(entry.findtext(_RANK)),
-        "published": parse_datetime(entry.findtext(_PUBLISHED)),
-        "updated": parse_datetime(entry.findtext(_UPDATED)),
-        "summary_text": shorten(construct_text(entry.find(_SUMMARY))) or None,
+        "author": _text_of(author.find(_NAME)) if author is not None else None,
+        "author_uri": _text_of(author.find(_URI)) if author is not None else None,
+        "tags": list(dict.fromkeys(term for term in terms if term)),
+        "rank": parse_int(_text_of(first.get(_RANK))),
+        "published": parse_datetime(_text_of(first.get(_PUBLISHED))),
+        "updated": parse_datetime(_text_of(first.get(_UPDATED))),
+        "summary_text": shorten(construct_text(first.get(_SUMMARY))) or None,
     }
+
+
+def _text_of(element):
+    """The cleaned text of a simple element, or None if it is absent or empty."""
+    return clean_text(element_text(element)) or None
