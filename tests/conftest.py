@@ -39,10 +39,11 @@ def mongo_uri(tmp_path_factory):
         return
     folder = tmp_path_factory.mktemp("ferretdb")
     with open(folder / "ferretdb.log", "w") as log:
-        process, uri = localdb.launch(folder / "data", log=log)
+        process, uri = localdb.launch(folder / "data", log=log, tied=True)
         yield uri
         process.terminate()
         process.wait(timeout=10)
+        process.stdin.close()
 
 
 @pytest.fixture

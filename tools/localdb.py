@@ -38,17 +38,23 @@ def answers_ping(uri, timeout_ms=500):
         client.close()
 
 
-def launch(data_dir, listen="127.0.0.1:0", log=subprocess.DEVNULL, timeout=15):
+def launch(data_dir, listen="127.0.0.1:0", log=subprocess.DEVNULL, timeout=15, tied=False):
     """Start FerretDB in the background; return (process, MongoDB URI).
 
     With port 0 the server picks a free port and prints its URI first thing,
-    so there is no race for the port between choosing and binding it.
+    so there is no race for the port between choosing and binding it. A tied
+    server stops when this process ends, however it ends: it watches the
+    pipe on its standard input, which only this process holds open.
     """
     if not BINARY.exists():
         raise FileNotFoundError(f"{BINARY} is missing: run `make setup` to build FerretDB")
     env = dict(os.environ, FERRETDB_TELEMETRY="disable")
+    command = [str(BINARY), "-listen", listen, "-data", str(data_dir)]
+    if tied:
+        command.append("-stop-on-stdin-eof")
     process = subprocess.Popen(
-        [str(BINARY), "-listen", listen, "-data", str(data_dir)],
+        command,
+        stdin=subprocess.PIPE if tied else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,
         env=env,

@@ -8,12 +8,16 @@
 //
 // Once the listener is bound, the server's MongoDB URI is printed as the first
 // line of standard output, so a caller that asked for port 0 learns the port.
+// With -stop-on-stdin-eof it also stops when its standard input closes, which
+// happens when the process that started it dies, even by SIGKILL: a test run
+// never leaves a server behind.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,15 +31,16 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on; port 0 picks a free one")
 	dataDir := flag.String("data", "", "directory for the SQLite database files (required)")
 	logLevel := flag.String("log-level", "warn", "one of debug, info, warn, error")
+	stopOnEOF := flag.Bool("stop-on-stdin-eof", false, "stop when standard input is closed")
 	flag.Parse()
 
-	if err := run(*listen, *dataDir, *logLevel); err != nil {
+	if err := run(*listen, *dataDir, *logLevel, *stopOnEOF); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, dataDir, logLevel string) error {
+func run(listen, dataDir, logLevel string, stopOnEOF bool) error {
 	if dataDir == "" {
 		return fmt.Errorf("-data is required: give the directory for the SQLite files")
 	}
@@ -64,6 +69,12 @@ func run(listen, dataDir, logLevel string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if stopOnEOF {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
 
 	fmt.Println(server.MongoDBURI())
 	return server.Run(ctx)
