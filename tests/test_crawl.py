@@ -4,6 +4,7 @@ feed server and the test database."""
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -61,6 +62,22 @@ def test_new_entries_behind_a_reappearing_old_one_are_not_lost(crawl, feed_serve
     feed_server.serve_feed("/feeds", render_feed([THIRTY[20], *newcomers, *THIRTY[:10]]))
     assert crawl(url).stat("sofeed/new") == 5
     assert stored_ids(store) == ids_of(THIRTY + newcomers)
+
+
+def test_an_entry_listed_twice_in_one_feed_is_stored_once(crawl, feed_server, store):
+    result = crawl(feed_server.serve_feed("/feeds", render_feed([*THIRTY[:5], THIRTY[2]])))
+    assert (result.stat("sofeed/new"), result.stat("sofeed/duplicate")) == (5, 1)
+    assert stored_ids(store) == ids_of(THIRTY[:5])
+
+
+def test_two_crawls_at_the_same_time_store_each_question_once(crawl, feed_server, store):
+    # Held for a second, both answers arrive together and the inserts interleave.
+    url = feed_server.serve_feed("/feeds", FEED_30, delay=1.0)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: crawl(url), range(2)))
+    assert sum(r.stat("sofeed/new") for r in results) == 30
+    assert sum(r.stat("sofeed/new") + r.stat("sofeed/duplicate") for r in results) == 60
+    assert stored_ids(store) == ids_of(THIRTY)
 
 
 def test_an_unchanged_feed_is_fetched_with_validators_and_its_304_parsed_as_nothing_new(
