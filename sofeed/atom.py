@@ -35,28 +35,10 @@ _QUESTION_ID = re.compile(r"/(?:q|questions)/(\d+)(?:[/?#]|$)")
 # lxml parsers must not be shared between threads; each thread builds its own.
 _parsers = threading.local()
 # Elements whose end separates words when HTML is read as text.
-_BLOCK_TAGS = frozenset(
-    [
-        "p",
-        "br",
-        "div",
-        "li",
-        "ul",
-        "ol",
-        "pre",
-        "blockquote",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "tr",
-        "td",
-        "th",
-        "hr",
-        "table",
-    ]
+_BLOCK_TAGS = (
+    *("p", "br", "hr", "div", "pre", "blockquote"),
+    *("ul", "ol", "li", "table", "tr", "td", "th"),
+    *("h1", "h2", "h3", "h4", "h5", "h6"),
 )
 
 

@@ -4,6 +4,7 @@ Validation runs first (priority 100), storage second (300); see settings.py.
 """
 
 import logging
+import re
 
 from itemadapter import ItemAdapter
 from pymongo.errors import PyMongoError
@@ -75,14 +76,15 @@ class MongoPipeline:
         )
 
     def open_spider(self):
-        self.store = Store.connect(self.uri, self.database, self.timeout_ms)
         try:
+            self.store = Store.connect(self.uri, self.database, self.timeout_ms)
             self.store.ensure_indexes()
-        except PyMongoError as error:
+        except PyMongoError as error:  # unreachable, or a malformed MONGO_URI
             self._give_up(error)
 
     def close_spider(self):
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
 
     def process_item(self, item):
         if self.unavailable:
@@ -111,10 +113,12 @@ class MongoPipeline:
             "MongoDB at %s is unavailable (%s); closing the crawl. "
             "The next crawl stores what the feed still holds.",
             self.uri,
-            _first_line(error),
+            short_reason(error),
         )
         deferred_from_coro(self.crawler.engine.close_spider_async(reason="mongodb_unavailable"))
 
 
-def _first_line(error):
-    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+def short_reason(error):
+    """The cause in a pymongo error, without its timeouts and topology dump."""
+    text = str(error).strip().split("\n", 1)[0] or type(error).__name__
+    return re.split(r" \(configured timeouts|, Timeout: ", text, maxsplit=1)[0][:300]

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 
 from pymongo import DESCENDING, MongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConfigurationError, DuplicateKeyError
 
 QUESTIONS = "questions"
 FEEDS = "feeds"
@@ -74,15 +74,22 @@ class Store:
 
     @classmethod
     def connect(cls, uri, database, timeout_ms=3000):
-        """Open a client that gives up after timeout_ms instead of hanging."""
-        client = MongoClient(
-            uri,
-            appname="sofeed",
-            tz_aware=True,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=timeout_ms * 3,
-        )
+        """Open a client that gives up after timeout_ms instead of hanging.
+
+        A malformed URI raises ConfigurationError, like every other problem
+        with the server's address: pymongo raises a bare ValueError for some.
+        """
+        try:
+            client = MongoClient(
+                uri,
+                appname="sofeed",
+                tz_aware=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                socketTimeoutMS=timeout_ms * 3,
+            )
+        except ValueError as error:
+            raise ConfigurationError(f"{uri!r} is not a MongoDB URI: {error}") from error
         return cls(client, database)
 
     def close(self):

@@ -3,8 +3,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
+from pymongo.errors import ConfigurationError
 
-from sofeed.store import StrictClock, question_key
+from sofeed.store import Store, StrictClock, question_key
 
 QUESTION = {
     "entry_id": "https://stackoverflow.com/q/77640001",
@@ -106,3 +107,9 @@ def test_feed_state_remembers_set_fields_and_forgets_fields_set_to_none(store):
     assert store.feed_state(url) == {"_id": url, "etag": '"abc"', "not_before": later}
     store.update_feed_state(url, {"not_before": None})
     assert store.feed_state(url) == {"_id": url, "etag": '"abc"'}
+
+
+@pytest.mark.parametrize("uri", ["mongodb://a:b:c", "http://127.0.0.1:27017"])
+def test_a_malformed_uri_is_a_configuration_error_not_a_crash(uri):
+    with pytest.raises(ConfigurationError):
+        Store.connect(uri, "sofeed")
