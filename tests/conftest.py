@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,24 @@ def feed_server():
 
 def fixture_bytes(name):
     return (FIXTURES / name).read_bytes()
+
+
+def question_fields(**changes):
+    """A question as the spider yields it, with some fields changed."""
+    fields = {
+        "entry_id": "https://stackoverflow.com/q/77635559",
+        "question_id": 77635559,
+        "title": "Kubernetes ingress returns 404 behind a cloud load balancer",
+        "link": "https://stackoverflow.com/questions/77635559/kubernetes-ingress-returns-404",
+        "author": "Dana W.",
+        "author_uri": "https://stackoverflow.com/users/2290917",
+        "tags": ["kubernetes", "kubernetes-ingress"],
+        "rank": 1,
+        "published": datetime(2023, 12, 10, 16, 39, 44, tzinfo=UTC),
+        "updated": datetime(2023, 12, 10, 16, 45, 2, tzinfo=UTC),
+        "summary_text": "My ingress answers 404 for every path once the load balancer is in front.",
+    }
+    return {**fields, **changes}
 
 
 def make_spider(**settings):

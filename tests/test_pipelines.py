@@ -1,30 +1,14 @@
-from datetime import UTC, datetime
-
 import pytest
 from scrapy.exceptions import DropItem
 
 from sofeed.items import QuestionItem
 from sofeed.pipelines import MongoPipeline, ValidationPipeline
 from sofeed.store import question_key
-from tests.conftest import make_spider
+from tests.conftest import make_spider, question_fields
 
 
 def question(**fields):
-    values = {
-        "entry_id": "https://stackoverflow.com/q/77640001",
-        "question_id": 77640001,
-        "title": "Why doesn't git stash pop restore untracked files?",
-        "link": "https://stackoverflow.com/questions/77640001/why-doesnt-git-stash-pop",
-        "author": "Mira Okafor",
-        "author_uri": None,
-        "tags": ["git"],
-        "rank": 0,
-        "published": datetime(2023, 12, 11, 9, 14, 52, tzinfo=UTC),
-        "updated": datetime(2023, 12, 11, 9, 15, 3, tzinfo=UTC),
-        "summary_text": "Body.",
-    }
-    values.update(fields)
-    return QuestionItem(values)
+    return QuestionItem(question_fields(**fields))
 
 
 @pytest.fixture
