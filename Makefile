@@ -52,5 +52,6 @@ crawl: db
 
 run: crawl
 
-clean: db-stop
+clean:
+	-[ -x $(PYTHON) ] && $(PYTHON) tools/localdb.py stop
 	rm -rf $(VENV) bin var

@@ -128,13 +128,14 @@ def parse_int(value):
         return None
 
 
-def question_id(*urls):
-    """The numeric question id in the first URL that has one, else None."""
-    for url in urls:
-        match = _QUESTION_ID.search(url or "")
-        if match:
-            return int(match.group(1))
-    return None
+def question_id(entry_id, link):
+    """The question number in the entry's id, or in its link if it has no id.
+
+    Only the id counts when there is one: an answer's id (/a/123) has no
+    question number, though its link holds the question it answers.
+    """
+    match = _QUESTION_ID.search(entry_id or link or "")
+    return int(match.group(1)) if match else None
 
 
 def absolute_url(href, base_url):

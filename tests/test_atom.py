@@ -5,7 +5,7 @@ from lxml import etree
 
 from sofeed.atom import clean_text, html_to_text, parse_datetime, question_id, read_entry, shorten
 from tests.atomfeed import Entry, render_feed
-from tests.conftest import fixture_bytes
+from tests.helpers import fixture_bytes
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -101,13 +101,13 @@ def test_read_entry_resolves_a_relative_link_against_the_feed_url():
 @pytest.mark.parametrize(
     ("urls", "expected"),
     [
-        (("https://stackoverflow.com/q/73118407",), 73118407),
+        (("https://stackoverflow.com/q/73118407", None), 73118407),
         ((None, "https://stackoverflow.com/questions/42/a-title"), 42),
-        (("https://stackoverflow.com/a/999", "https://example.com/"), None),
-        (("https://stackoverflow.com/q/12abc",), None),
+        (("https://stackoverflow.com/a/999", "https://stackoverflow.com/questions/42/a#999"), None),
+        (("https://stackoverflow.com/q/12abc", None), None),
     ],
 )
-def test_question_id_comes_from_the_entry_id_or_else_the_link(urls, expected):
+def test_question_id_comes_from_the_entry_id_or_from_the_link_when_there_is_no_id(urls, expected):
     assert question_id(*urls) == expected
 
 

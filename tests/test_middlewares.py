@@ -5,7 +5,7 @@ from scrapy import Request
 from scrapy.http import Response
 
 from sofeed.middlewares import FEED_META, FeedDeferred, FeedStateMiddleware, parse_retry_after
-from tests.conftest import make_spider
+from tests.helpers import make_spider
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 FEED = "https://stackoverflow.com/feeds"

@@ -4,7 +4,7 @@ from scrapy.exceptions import DropItem
 from sofeed.items import QuestionItem
 from sofeed.pipelines import MongoPipeline, ValidationPipeline
 from sofeed.store import question_key
-from tests.conftest import make_spider, question_fields
+from tests.helpers import make_spider, question_fields
 
 
 def question(**fields):

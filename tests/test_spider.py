@@ -6,7 +6,7 @@ from scrapy.spiders import XMLFeedSpider
 from sofeed.items import QuestionItem
 from sofeed.spiders.sofeed import DEFAULT_FEED_URL
 from tests.atomfeed import Entry, render_feed, sample_entries
-from tests.conftest import feed_response, fixture_bytes, make_spider, parse
+from tests.helpers import feed_response, fixture_bytes, make_spider, parse
 
 
 def sofeed_errors(caplog):

@@ -6,7 +6,7 @@ import pytest
 from pymongo.errors import ConfigurationError
 
 from sofeed.store import Store, StrictClock, question_key
-from tests.conftest import question_fields
+from tests.helpers import question_fields
 
 QUESTION = question_fields()
 
