@@ -146,3 +146,15 @@ def test_a_whole_feed_followed_by_a_comment_is_not_mistaken_for_a_truncated_one(
     document = render_feed(sample_entries(3)) + b"\n<!-- served by a cache in 3 ms -->\n"
     assert len(parse(make_spider(), feed_response(document))) == 3
     assert sofeed_errors(caplog) == []
+
+
+def test_a_feed_the_parser_gives_up_on_part_way_is_reported_not_silently_shortened(caplog):
+    laughs = '<!ENTITY l0 "lol">' + "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 8))
+    entries = sample_entries(4)
+    entries[2].link = "https://stackoverflow.com/questions/1/placeholder"
+    document = render_feed(entries, prolog=f"<!DOCTYPE feed [{laughs}]>\n")
+    document = document.replace(b"/questions/1/placeholder", b"/questions/1/&l7;")
+    items = parse(make_spider(), feed_response(document))
+    assert len(items) < 4
+    [error] = sofeed_errors(caplog)
+    assert f"the parser read {len(items)} of its 4 entries" in error

@@ -93,19 +93,29 @@ class SofeedSpider(XMLFeedSpider):
             self.crawler.stats.inc_value("sofeed/not_modified")
             self.logger.info("feed %s: 304 Not Modified, nothing new", url)
             return
-        if not nodes:
+        # Entry end tags in the text tell how many entries the document holds
+        # whole, whatever the recovering parser made of it.
+        complete = len(_ENTRY_END.findall(response.text))
+        if not nodes and not complete:
             self._report_empty(response, url)
             return
-        # In a cut-off document the recovering parser closes the last entry
-        # itself; only entries whose end tag is in the text are whole.
-        complete = len(_ENTRY_END.findall(response.text))
         if complete < len(nodes):
+            # Cut off: the parser closed the last entry itself.
             self.crawler.stats.inc_value("sofeed/feed_error")
             self.logger.error(
                 "feed %s: the document is truncated; storing its %d complete entries, skipping %d partial",
                 url,
                 complete,
                 len(nodes) - complete,
+            )
+        elif complete > len(nodes):
+            # The parser gave up part-way, as libxml2 does at an entity bomb.
+            self.crawler.stats.inc_value("sofeed/feed_error")
+            self.logger.error(
+                "feed %s: the document is malformed; the parser read %d of its %d entries",
+                url,
+                len(nodes),
+                complete,
             )
         yield from super().parse_nodes(response, nodes[:complete])
 
