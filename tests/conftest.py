@@ -10,17 +10,14 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 
 from sofeed.store import Store
 from tests.feed_server import FeedServer
-from tests.helpers import CrawlResult
+from tests.helpers import ROOT, CrawlResult
 from tools import localdb
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

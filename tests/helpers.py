@@ -14,7 +14,8 @@ from sofeed import settings as project_settings
 from sofeed.middlewares import FEED_META
 from sofeed.spiders.sofeed import SofeedSpider
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def fixture_bytes(name):

@@ -21,8 +21,6 @@ from pymongo.errors import PyMongoError
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "bin" / "ferretdb"
 VAR = ROOT / "var"
-PID_FILE = VAR / "ferretdb.pid"
-LOG_FILE = VAR / "ferretdb.log"
 DEFAULT_LISTEN = "127.0.0.1:27017"
 
 
@@ -75,46 +73,59 @@ def launch(data_dir, listen="127.0.0.1:0", log=subprocess.DEVNULL, timeout=15, t
     return process, uri
 
 
-def start(listen=DEFAULT_LISTEN):
+def start(listen=DEFAULT_LISTEN, var=VAR):
+    """Start FerretDB on listen, with its data, log and pid file under var."""
     uri = f"mongodb://{listen}/"
     if answers_ping(uri):
         print(f"A MongoDB-compatible server already answers at {uri}; using it.")
         return 0
-    VAR.mkdir(exist_ok=True)
-    with open(LOG_FILE, "a") as log:
-        process, uri = launch(VAR / "ferretdb", listen=listen, log=log)
-    PID_FILE.write_text(f"{process.pid}\n")
-    print(f"FerretDB (SQLite backend) answers at {uri}; data in {VAR / 'ferretdb'}, log in {LOG_FILE}")
+    var.mkdir(parents=True, exist_ok=True)
+    log_file = var / "ferretdb.log"
+    with open(log_file, "a") as log:
+        process, uri = launch(var / "ferretdb", listen=listen, log=log)
+    (var / "ferretdb.pid").write_text(f"{process.pid}\n")
+    print(f"FerretDB (SQLite backend) answers at {uri}; data in {var / 'ferretdb'}, log in {log_file}")
     return 0
 
 
-def stop():
-    if not PID_FILE.exists():
+def stop(var=VAR, timeout=10):
+    """Stop the FerretDB that start() left running with its pid file under var."""
+    pid_file = var / "ferretdb.pid"
+    if not pid_file.exists():
         print("No local FerretDB was started by `make db`.")
         return 0
-    pid = int(PID_FILE.read_text())
+    pid = int(pid_file.read_text())
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         print(f"FerretDB (pid {pid}) was not running.")
     else:
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         print(f"FerretDB (pid {pid}) stopped.")
-    PID_FILE.unlink()
+    pid_file.unlink()
     return 0
+
+
+def _alive(pid):
+    """True while pid runs; an exited process nobody has reaped yet counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start", "stop"])
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help="host:port (default %(default)s)")
+    parser.add_argument(
+        "--var", type=Path, default=VAR, help="folder for data, log and pid file (default var/)"
+    )
     args = parser.parse_args(argv)
-    return start(args.listen) if args.command == "start" else stop()
+    return start(args.listen, args.var) if args.command == "start" else stop(args.var)
 
 
 if __name__ == "__main__":
