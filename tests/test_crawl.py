@@ -11,6 +11,7 @@ import pytest
 from sofeed.store import question_key
 from tests.atomfeed import Entry, render_feed, sample_entries
 from tests.feed_server import Reply
+from tests.helpers import fixture_bytes
 
 THIRTY = sample_entries(30)
 FEED_30 = render_feed(THIRTY)
@@ -33,6 +34,17 @@ def test_a_crawl_stores_every_entry_of_a_30_entry_feed(crawl, feed_server, store
     assert document["title"] == THIRTY[0].title
     assert document["tags"] == THIRTY[0].tags
     assert result.errors == []
+
+
+def test_incomplete_entries_are_counted_and_never_stored_half_empty(crawl, feed_server, store):
+    result = crawl(feed_server.serve_feed("/feeds", fixture_bytes("newest-questions.xml")))
+    assert (result.stat("sofeed/new"), result.stat("sofeed/invalid")) == (4, 2)
+    assert (result.stat("sofeed/invalid/no_title"), result.stat("sofeed/invalid/no_id_or_link")) == (1, 1)
+    titles = {doc["title"] for doc in store.questions.find()}
+    assert "<script>alert('title')</script> shows up in my Django template" in titles
+    assert "Entry that has a link but lost its id" in titles
+    assert None not in titles
+    assert store.questions.count_documents({"entry_id": None}) == 1  # stored by its link
 
 
 def test_a_second_crawl_of_the_same_feed_stores_nothing_new(crawl, feed_server, store):
