@@ -6,9 +6,10 @@ It remembers, per feed URL in the `feeds` collection:
   not_before           from a 429 or 503 with Retry-After: the feed is not
                        requested again before then.
 
-Validators are saved only when the crawl finished and every question was
-stored. Saving them earlier would let a crawl that failed half-way turn the
-next crawl's answer into a 304, and the unstored questions would be lost.
+Validators are saved only when the crawl finished, every question was
+stored, and no feed was reported broken (truncated, malformed, not a feed).
+Otherwise the next crawl's answer could be a 304 for a document we never
+read whole, and the questions we missed would be lost.
 """
 
 import logging
@@ -114,9 +115,10 @@ class FeedStateMiddleware:
             # The pipeline lost the database and said so; asking it again
             # would only wait out another timeout. Nothing is remembered.
             self.pending.clear()
+        clean = reason == "finished" and not self.stats.get_value("sofeed/feed_error")
         try:
             for url, changes in self.pending.items():
-                if reason != "finished":
+                if not clean:
                     changes = {k: v for k, v in changes.items() if k == "not_before"}
                 self._store().update_feed_state(url, changes)
         except PyMongoError as error:

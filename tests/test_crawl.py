@@ -109,6 +109,17 @@ def test_an_unchanged_feed_is_fetched_with_validators_and_its_304_parsed_as_noth
     assert sum(stored_ids(store).values()) == 30
 
 
+def test_a_truncated_answer_does_not_make_the_next_crawl_conditional(crawl, feed_server, store):
+    # The server's document did not change, but the first transfer was cut off.
+    url = feed_server.serve_feed("/feeds", truncated(FEED_30), etag='"v1"')
+    assert crawl(url).stat("sofeed/new") == 10
+    feed_server.serve_feed("/feeds", FEED_30, etag='"v1"')
+    healed = crawl(url)
+    assert "If-None-Match" not in feed_server.requests_for("/feeds")[-1].headers
+    assert healed.stat("sofeed/new") == 20
+    assert stored_ids(store) == ids_of(THIRTY)
+
+
 def test_a_429_with_retry_after_keeps_the_feed_from_being_requested_until_then(crawl, feed_server, store):
     url = feed_server.serve("/feeds", Reply(status=429, body=b"slow down", headers={"Retry-After": "3"}))
     first = crawl(url)

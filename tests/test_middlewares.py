@@ -75,6 +75,14 @@ def test_validators_are_not_saved_when_a_question_could_not_be_stored(middleware
     assert "etag" not in store.feed_state(FEED)
 
 
+def test_validators_are_not_saved_when_a_feed_was_reported_broken(middleware, store):
+    request = feed_request()
+    middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
+    middleware.stats.set_value("sofeed/feed_error", 1)
+    middleware.spider_closed(None, "finished")
+    assert "etag" not in store.feed_state(FEED)
+
+
 def test_validators_are_not_saved_when_the_crawl_was_cut_short(middleware, store):
     request = feed_request()
     middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
