@@ -121,20 +121,18 @@ def test_a_truncated_answer_does_not_make_the_next_crawl_conditional(crawl, feed
 
 
 def test_a_429_with_retry_after_keeps_the_feed_from_being_requested_until_then(crawl, feed_server, store):
-    url = feed_server.serve("/feeds", Reply(status=429, body=b"slow down", headers={"Retry-After": "3"}))
+    url = feed_server.serve("/feeds", Reply(status=429, body=b"slow down", headers={"Retry-After": "4"}))
     first = crawl(url)
     asked_at = feed_server.requests_for("/feeds")[0].at
     assert [e for e in first.errors if "HTTP 429" in e and "not fetching it again before" in e]
     feed_server.serve_feed("/feeds", FEED_30)
-    early = crawl(url)
-    if time.monotonic() - asked_at < 3:  # the second crawl started within the 3 s
-        assert "skipped" in early.log
-    while time.monotonic() - asked_at < 3.2:
+    early = crawl(url)  # within the 4 s, unless this machine is very slow
+    while time.monotonic() - asked_at < 4.2:
         time.sleep(0.1)
     crawl(url)
-    requests = feed_server.requests_for("/feeds")
-    assert all(r.at - asked_at >= 3 for r in requests[1:])
-    assert len(requests) == 2
+    later_requests = feed_server.requests_for("/feeds")[1:]
+    assert all(request.at - asked_at >= 4 for request in later_requests)
+    assert ("skipped" in early.log) == (len(later_requests) == 1)
     assert sum(stored_ids(store).values()) == 30
 
 
