@@ -67,26 +67,19 @@ def test_a_feed_is_not_requested_before_its_retry_after_time(middleware, store):
     assert middleware.process_request(feed_request()) is None
 
 
-def test_validators_are_not_saved_when_a_question_could_not_be_stored(middleware, store):
-    request = feed_request()
-    middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
-    middleware.stats.set_value("sofeed/store_error", 1)
-    middleware.spider_closed(None, "finished")
-    assert "etag" not in store.feed_state(FEED)
-
-
-def test_validators_are_not_saved_when_a_feed_was_reported_broken(middleware, store):
-    request = feed_request()
-    middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
-    middleware.stats.set_value("sofeed/feed_error", 1)
-    middleware.spider_closed(None, "finished")
-    assert "etag" not in store.feed_state(FEED)
-
-
-def test_validators_are_not_saved_when_the_crawl_was_cut_short(middleware, store):
-    request = feed_request()
-    middleware.process_response(request, Response(FEED, status=200, headers={"ETag": '"v2"'}))
-    middleware.spider_closed(None, "shutdown")
+@pytest.mark.parametrize(
+    ("failed_stat", "reason"),
+    [
+        ("sofeed/store_error", "finished"),  # a question could not be stored
+        ("sofeed/feed_error", "finished"),  # a feed was truncated, malformed or not a feed
+        (None, "shutdown"),  # the crawl was cut short
+    ],
+)
+def test_validators_are_not_saved_unless_the_crawl_went_cleanly(middleware, store, failed_stat, reason):
+    middleware.process_response(feed_request(), Response(FEED, status=200, headers={"ETag": '"v2"'}))
+    if failed_stat:
+        middleware.stats.set_value(failed_stat, 1)
+    middleware.spider_closed(None, reason)
     assert "etag" not in store.feed_state(FEED)
 
 
