@@ -6,23 +6,41 @@ app) go through a Store; nothing else builds a client or writes a query.
 Collections:
   questions  one document per question; _id is the sha224 hex digest of the
              Atom <id> (the link when an entry has no id). `fetched` is set
-             once, on first sight, and is the web page's cursor.
+             on first sight, and is the web page's cursor.
+  changes    one document, "questions": a version bumped after each new
+             question, so readers learn of new questions by an _id lookup
+             instead of a query over the whole collection.
   feeds      one document per feed URL: HTTP validators and Retry-After.
+  crawls     one document per feed URL: the scheduler's last crawl of it.
+  leases     one document, "scheduler": which scheduler crawls, and until when.
 
 Only `_id` equality is pushed down to SQLite by FerretDB, and it has no
 transactions or change streams, so the store uses none of those features.
 """
 
 import hashlib
+import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from pymongo import DESCENDING, MongoClient
+from pymongo import DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import ConfigurationError, DuplicateKeyError
 
+logger = logging.getLogger(__name__)
+
 QUESTIONS = "questions"
+CHANGES = "changes"
 FEEDS = "feeds"
+CRAWLS = "crawls"
+LEASES = "leases"
+
+# A new question is visible to readers, with its announcement, at most this
+# long after the `fetched` it carries; the writer re-stamps it when an insert
+# was slower. Readers that page by `fetched` wait this long before handing a
+# question out, so one committed late by another writer cannot fall behind
+# their cursor. See webapp/ for the reading side.
+VISIBILITY_LAG = timedelta(milliseconds=500)
 
 # Fields that change when a question is edited or voted on: refreshed each time
 # the question is seen again. Links change too, because they carry the title
@@ -69,8 +87,12 @@ class Store:
         self.client = client
         self.db = client[database]
         self.questions = self.db[QUESTIONS]
+        self.changes = self.db[CHANGES]
         self.feeds = self.db[FEEDS]
+        self.crawls = self.db[CRAWLS]
+        self.leases = self.db[LEASES]
         self._clock = clock
+        self._indexes_ensured = False
 
     @classmethod
     def connect(cls, uri, database, timeout_ms=3000):
@@ -100,8 +122,10 @@ class Store:
         self.client.admin.command("ping")
 
     def ensure_indexes(self):
-        """Create the index the web page's "newest first" query sorts on."""
-        self.questions.create_index([("fetched", DESCENDING), ("_id", DESCENDING)])
+        """Create the index the web page's "newest first" query sorts on, once per Store."""
+        if not self._indexes_ensured:
+            self.questions.create_index([("fetched", DESCENDING), ("_id", DESCENDING)])
+            self._indexes_ensured = True
 
     def save_question(self, fields):
         """Insert a question seen for the first time, or refresh a known one.
@@ -116,13 +140,35 @@ class Store:
         first_sight = {name: fields.get(name) for name in FIXED_FIELDS}
         first_sight["fetched"] = now
         update = {"$set": refresh, "$setOnInsert": first_sight}
+        started = time.monotonic()
         try:
             result = self.questions.update_one({"_id": key}, update, upsert=True)
         except DuplicateKeyError:
             # Another writer inserted it between our lookup and our insert.
             self.questions.update_one({"_id": key}, {"$set": refresh})
             return False
-        return result.upserted_id is not None
+        if result.upserted_id is None:
+            return False
+        self._announce(key, now, started)
+        return True
+
+    def _announce(self, key, fetched, started):
+        """Bump the change version; re-stamp a question whose insert was slow.
+
+        Keeps VISIBILITY_LAG true: when the insert and its announcement took
+        longer than half of it, the question gets a fresh `fetched` (and is
+        announced again), so readers still see it ahead of their cursor.
+        """
+        for _attempt in range(5):
+            self.changes.update_one(
+                {"_id": QUESTIONS}, {"$inc": {"version": 1}, "$max": {"last_fetched": fetched}}, upsert=True
+            )
+            if time.monotonic() - started < VISIBILITY_LAG.total_seconds() / 2:
+                return
+            started = time.monotonic()
+            fetched = self._clock()
+            self.questions.update_one({"_id": key}, {"$set": {"fetched": fetched}})
+        logger.warning("question %s: MongoDB stays slow; readers may see it late", key)
 
     def feed_state(self, url):
         """What we remember about a feed: etag, last_modified, not_before."""
@@ -139,3 +185,63 @@ class Store:
             update["$unset"] = dropped
         if update:
             self.feeds.update_one({"_id": url}, update, upsert=True)
+
+    # Reading questions, for the web app. On FerretDB only `_id` lookups use an
+    # index, so readers poll the cheap change version and query the
+    # collection only when it moved.
+
+    def change_version(self):
+        """The questions' change version: 0 before the first new question."""
+        marker = self.changes.find_one({"_id": QUESTIONS}) or {}
+        return marker.get("version", 0)
+
+    def questions_fetched_after(self, after=None, limit=None):
+        """Questions with `fetched` later than after (all if None), newest first."""
+        query = {} if after is None else {"fetched": {"$gt": after}}
+        cursor = self.questions.find(query).sort([("fetched", DESCENDING), ("_id", DESCENDING)])
+        if limit:
+            cursor = cursor.limit(limit)
+        return list(cursor)
+
+    def count_questions(self):
+        return self.questions.count_documents({})
+
+    # The scheduler's records: one status document per feed, and its lease.
+
+    def record_crawl(self, feed_url, status):
+        """Keep the result of the latest crawl of a feed (a dict of fields)."""
+        self.crawls.replace_one({"_id": feed_url}, {"_id": feed_url, **status}, upsert=True)
+
+    def crawl_statuses(self):
+        """The latest crawl of every feed, most recent first."""
+        return sorted(
+            self.crawls.find(),
+            key=lambda doc: doc.get("started") or datetime.min.replace(tzinfo=UTC),
+            reverse=True,
+        )
+
+    def hold_lease(self, name, holder, ttl, now, details=None):
+        """Take or renew a lease. Returns (held, lease document).
+
+        The lease is ours if no one holds it, we hold it, or its holder let it
+        expire. One update does the check and the write, so two contenders
+        cannot both win: the loser's upsert hits the existing _id.
+        """
+        claim = {"holder": holder, "expires": now + ttl, "renewed": now, **(details or {})}
+        try:
+            lease = self.leases.find_one_and_update(
+                {"_id": name, "$or": [{"holder": holder}, {"expires": {"$lte": now}}]},
+                {"$set": claim},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False, self.leases.find_one({"_id": name})
+        return True, lease
+
+    def release_lease(self, name, holder):
+        """Give a lease up at once, so that a standby need not wait for it to expire."""
+        self.leases.delete_one({"_id": name, "holder": holder})
+
+    def lease(self, name):
+        return self.leases.find_one({"_id": name})
