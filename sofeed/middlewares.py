@@ -1,4 +1,6 @@
-"""Downloader middleware that fetches each feed only when it may have changed.
+"""Downloader middlewares: fetch a feed only when it may have changed, and on time.
+
+FeedStateMiddleware:
 
 It remembers, per feed URL in the `feeds` collection:
   etag, last_modified  sent back as If-None-Match / If-Modified-Since, so an
@@ -10,17 +12,18 @@ Validators are saved only when the crawl finished, every question was
 stored, and no feed was reported broken (truncated, malformed, not a feed).
 Otherwise the next crawl's answer could be a 304 for a document we never
 read whole, and the questions we missed would be lost.
+
+CrawlDeadlineMiddleware: no download outlives the crawl's deadline.
 """
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from pymongo.errors import PyMongoError
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
-
-from sofeed.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -55,24 +58,17 @@ def parse_retry_after(value, now):
 
 
 class FeedStateMiddleware:
-    def __init__(self, uri, database, timeout_ms, stats, clock=None):
-        self.uri = uri
-        self.database = database
-        self.timeout_ms = timeout_ms
-        self.stats = stats
+    """Conditional GET and Retry-After per feed, through the spider's store."""
+
+    def __init__(self, crawler, clock=None):
+        self.crawler = crawler
+        self.stats = crawler.stats
         self.now = clock or (lambda: datetime.now(UTC))
-        self.store = None
         self.pending = {}  # feed URL -> state changes to save when the crawl closes
 
     @classmethod
     def from_crawler(cls, crawler):
-        settings = crawler.settings
-        middleware = cls(
-            settings["MONGO_URI"],
-            settings["MONGO_DATABASE"],
-            settings.getint("MONGO_TIMEOUT_MS"),
-            crawler.stats,
-        )
+        middleware = cls(crawler)
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
         return middleware
 
@@ -120,25 +116,45 @@ class FeedStateMiddleware:
             for url, changes in self.pending.items():
                 if not clean:
                     changes = {k: v for k, v in changes.items() if k == "not_before"}
-                self._store().update_feed_state(url, changes)
+                self.crawler.spider.store.update_feed_state(url, changes)
         except PyMongoError as error:
             logger.warning("feed state not saved, MongoDB is unavailable: %s", error)
-        finally:
-            if self.store is not None:
-                self.store.close()
 
     def _state(self, url):
         try:
-            return self._store().feed_state(url)
+            return self.crawler.spider.store.feed_state(url)
         except PyMongoError as error:
             # Fetch without validators; the pipeline reports the outage.
             logger.debug("feed state of %s unavailable: %s", url, error)
             return {}
 
-    def _store(self):
-        if self.store is None:
-            self.store = Store.connect(self.uri, self.database, self.timeout_ms)
-        return self.store
+
+class CrawlDeadlineMiddleware:
+    """End every download by the spider's deadline, when it has one.
+
+    The scheduler gives each crawl a deadline below its interval. Capping
+    each request's download_timeout (robots.txt and retries included) makes a
+    hanging server cost a timed-out request, not an overlapping crawl.
+    """
+
+    def __init__(self, crawler, clock=time.monotonic):
+        self.crawler = crawler
+        self.clock = clock
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def process_request(self, request):
+        deadline = getattr(self.crawler.spider, "deadline", None)
+        if deadline is None:
+            return None
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            self.crawler.stats.inc_value("sofeed/deadline_passed")
+            raise IgnoreRequest(f"the crawl's time is up: {request.url} not fetched")
+        request.meta["download_timeout"] = min(request.meta.get("download_timeout", remaining), remaining)
+        return None
 
 
 def _header(response, name):

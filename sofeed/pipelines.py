@@ -11,8 +11,6 @@ from pymongo.errors import PyMongoError
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro
 
-from sofeed.store import Store
-
 logger = logging.getLogger(__name__)
 
 
@@ -56,10 +54,7 @@ class MongoPipeline:
     reappeared, since the feed is ordered by activity.
     """
 
-    def __init__(self, uri, database, timeout_ms, crawler):
-        self.uri = uri
-        self.database = database
-        self.timeout_ms = timeout_ms
+    def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
         self.store = None
@@ -67,30 +62,26 @@ class MongoPipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        settings = crawler.settings
-        return cls(
-            uri=settings["MONGO_URI"],
-            database=settings["MONGO_DATABASE"],
-            timeout_ms=settings.getint("MONGO_TIMEOUT_MS"),
-            crawler=crawler,
-        )
+        return cls(crawler)
 
     def open_spider(self):
-        try:
-            self.store = Store.connect(self.uri, self.database, self.timeout_ms)
-            self.store.ensure_indexes()
-        except PyMongoError as error:  # unreachable, or a malformed MONGO_URI
-            self._give_up(error)
+        """Use the spider's store, which the spider closes (or its runner does).
 
-    def close_spider(self):
-        if self.store is not None:
-            self.store.close()
+        No database call happens here: closing the crawl from open_spider,
+        before the engine has opened it, breaks Scrapy's own stats. The first
+        item finds out whether the server answers.
+        """
+        try:
+            self.store = self.crawler.spider.store
+        except PyMongoError as error:  # a malformed MONGO_URI
+            self._give_up(error)
 
     def process_item(self, item):
         if self.unavailable:
             raise DropItem("not stored: MongoDB is unavailable", log_level="DEBUG")
         question = ItemAdapter(item)
         try:
+            self.store.ensure_indexes()
             is_new = self.store.save_question(question)
         except PyMongoError as error:
             self._give_up(error)
@@ -109,10 +100,11 @@ class MongoPipeline:
         """
         self.unavailable = True
         self.stats.inc_value("sofeed/store_error")
+        self.stats.set_value("sofeed/error", f"MongoDB is unavailable: {short_reason(error)}")
         logger.error(
             "MongoDB at %s is unavailable (%s); closing the crawl. "
             "The next crawl stores what the feed still holds.",
-            self.uri,
+            self.crawler.settings["MONGO_URI"],
             short_reason(error),
         )
         deferred_from_coro(self.crawler.engine.close_spider_async(reason="mongodb_unavailable"))

@@ -51,8 +51,11 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 
 # Conditional GET and Retry-After per feed. It runs before RobotsTxtMiddleware
 # (100), so a feed that must wait costs not even a robots.txt request.
+# CrawlDeadlineMiddleware runs after DownloadTimeoutMiddleware (350), to cap
+# the timeout that one sets by the deadline the scheduler gives each crawl.
 DOWNLOADER_MIDDLEWARES = {
     "sofeed.middlewares.FeedStateMiddleware": 50,
+    "sofeed.middlewares.CrawlDeadlineMiddleware": 360,
 }
 
 # Validate entries, then store them.

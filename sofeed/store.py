@@ -83,7 +83,7 @@ _process_clock = StrictClock()
 class Store:
     """Questions and feed state in one MongoDB database."""
 
-    def __init__(self, client, database, clock=_process_clock):
+    def __init__(self, client, database, clock=_process_clock, timer=time.monotonic):
         self.client = client
         self.db = client[database]
         self.questions = self.db[QUESTIONS]
@@ -92,6 +92,7 @@ class Store:
         self.crawls = self.db[CRAWLS]
         self.leases = self.db[LEASES]
         self._clock = clock
+        self._timer = timer
         self._indexes_ensured = False
 
     @classmethod
@@ -140,7 +141,7 @@ class Store:
         first_sight = {name: fields.get(name) for name in FIXED_FIELDS}
         first_sight["fetched"] = now
         update = {"$set": refresh, "$setOnInsert": first_sight}
-        started = time.monotonic()
+        started = self._timer()
         try:
             result = self.questions.update_one({"_id": key}, update, upsert=True)
         except DuplicateKeyError:
@@ -163,9 +164,9 @@ class Store:
             self.changes.update_one(
                 {"_id": QUESTIONS}, {"$inc": {"version": 1}, "$max": {"last_fetched": fetched}}, upsert=True
             )
-            if time.monotonic() - started < VISIBILITY_LAG.total_seconds() / 2:
+            if self._timer() - started < VISIBILITY_LAG.total_seconds() / 2:
                 return
-            started = time.monotonic()
+            started = self._timer()
             fetched = self._clock()
             self.questions.update_one({"_id": key}, {"$set": {"fetched": fetched}})
         logger.warning("question %s: MongoDB stays slow; readers may see it late", key)

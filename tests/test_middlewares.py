@@ -2,9 +2,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
-from sofeed.middlewares import FEED_META, FeedDeferred, FeedStateMiddleware, parse_retry_after
+from sofeed.middlewares import (
+    FEED_META,
+    CrawlDeadlineMiddleware,
+    FeedDeferred,
+    FeedStateMiddleware,
+    parse_retry_after,
+)
 from tests.helpers import make_spider
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,8 +43,7 @@ def middleware(mongo_uri, database_name):
     middleware = FeedStateMiddleware.from_crawler(spider.crawler)
     middleware.now = lambda: NOW
     yield middleware
-    if middleware.store is not None:
-        middleware.store.close()
+    spider._close_own_store()
 
 
 def feed_request():
@@ -99,3 +105,32 @@ def test_a_429_with_retry_after_is_remembered_even_when_the_crawl_failed(middlew
     assert request.meta["sofeed_not_before"] == NOW + timedelta(seconds=90)
     middleware.spider_closed(None, "shutdown")
     assert store.feed_state(FEED)["not_before"] == NOW + timedelta(seconds=90)
+
+
+def deadline_middleware(deadline, now):
+    spider = make_spider()
+    spider.deadline = deadline
+    return CrawlDeadlineMiddleware(spider.crawler, clock=lambda: now)
+
+
+def test_a_download_gets_no_more_time_than_is_left_before_the_crawls_deadline():
+    request = Request(FEED, meta={"download_timeout": 6})
+    assert deadline_middleware(deadline=102.5, now=100.0).process_request(request) is None
+    assert request.meta["download_timeout"] == 2.5
+
+
+def test_a_shorter_download_timeout_is_kept():
+    request = Request(FEED, meta={"download_timeout": 1})
+    deadline_middleware(deadline=110.0, now=100.0).process_request(request)
+    assert request.meta["download_timeout"] == 1
+
+
+def test_no_request_is_sent_once_the_crawls_deadline_has_passed():
+    with pytest.raises(IgnoreRequest, match="time is up"):
+        deadline_middleware(deadline=99.0, now=100.0).process_request(Request(FEED))
+
+
+def test_a_crawl_without_a_deadline_keeps_its_download_timeout():
+    request = Request(FEED, meta={"download_timeout": 6})
+    deadline_middleware(deadline=None, now=100.0).process_request(request)
+    assert request.meta["download_timeout"] == 6

@@ -18,7 +18,7 @@ def stored(mongo_uri, database_name):
     pipeline = MongoPipeline.from_crawler(spider.crawler)
     pipeline.open_spider()
     yield pipeline
-    pipeline.close_spider()
+    spider._close_own_store()
 
 
 def test_validation_passes_a_complete_question_through():
@@ -65,5 +65,7 @@ def test_mongo_pipeline_drops_a_duplicate_quietly_after_refreshing_it(stored, st
     assert stored.stats.get_value("sofeed/duplicate") == 1
 
 
-def test_mongo_pipeline_creates_the_fetched_index_when_the_spider_opens(stored, store):
+def test_mongo_pipeline_creates_the_fetched_index_with_the_first_question(stored, store):
+    assert "fetched_-1__id_-1" not in store.questions.index_information()
+    stored.process_item(question())
     assert "fetched_-1__id_-1" in store.questions.index_information()

@@ -102,3 +102,58 @@ def test_feed_state_remembers_set_fields_and_forgets_fields_set_to_none(store):
 def test_a_malformed_uri_is_a_configuration_error_not_a_crash(uri):
     with pytest.raises(ConfigurationError):
         Store.connect(uri, "sofeed")
+
+
+def test_each_new_question_moves_the_change_version_and_a_known_one_does_not(store):
+    assert store.change_version() == 0
+    store.save_question(QUESTION)
+    store.save_question({**QUESTION, "entry_id": "https://stackoverflow.com/q/2"})
+    assert store.change_version() == 2
+    store.save_question(QUESTION)
+    assert store.change_version() == 2
+
+
+def test_a_question_inserted_slowly_is_re_stamped_so_readers_cannot_miss_it(store):
+    # The first insert appears to take a whole second; the re-stamp is quick.
+    ticks = iter([0.0, 1.0, 1.0, 1.01])
+    slow = Store(store.client, store.db.name, timer=lambda: next(ticks))
+    before = datetime.now(UTC)
+    slow.save_question(QUESTION)
+    [stored] = store.questions.find()
+    assert stored["fetched"] > stored["last_seen"] >= before - timedelta(milliseconds=1)
+    assert store.change_version() == 2
+
+
+def test_questions_fetched_after_returns_the_later_ones_newest_first(store):
+    for n in range(5):
+        store.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{n}"})
+    everything = store.questions_fetched_after()
+    assert [doc["entry_id"][-1] for doc in everything] == ["4", "3", "2", "1", "0"]
+    later = store.questions_fetched_after(everything[2]["fetched"])
+    assert [doc["entry_id"][-1] for doc in later] == ["4", "3"]
+    assert len(store.questions_fetched_after(limit=2)) == 2
+    assert store.count_questions() == 5
+
+
+def test_record_crawl_keeps_only_the_latest_crawl_of_each_feed(store):
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    store.record_crawl("http://a/feed", {"started": first, "outcome": "failed"})
+    store.record_crawl("http://a/feed", {"started": first + timedelta(seconds=30), "outcome": "ok"})
+    store.record_crawl("http://b/feed", {"started": first + timedelta(seconds=10), "outcome": "ok"})
+    statuses = store.crawl_statuses()
+    assert [(s["_id"], s["outcome"]) for s in statuses] == [("http://a/feed", "ok"), ("http://b/feed", "ok")]
+
+
+def test_a_lease_is_held_by_one_holder_until_it_expires_or_is_released(store):
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ttl = timedelta(seconds=90)
+    assert store.hold_lease("scheduler", "a", ttl, now)[0] is True
+    held, lease = store.hold_lease("scheduler", "b", ttl, now + timedelta(seconds=30))
+    assert (held, lease["holder"]) == (False, "a")
+    assert store.hold_lease("scheduler", "a", ttl, now + timedelta(seconds=60))[0] is True
+    assert store.hold_lease("scheduler", "b", ttl, now + timedelta(seconds=149))[0] is False
+    assert store.hold_lease("scheduler", "b", ttl, now + timedelta(seconds=150))[0] is True
+    store.release_lease("scheduler", "a")  # not a's any more: nothing happens
+    assert store.lease("scheduler")["holder"] == "b"
+    store.release_lease("scheduler", "b")
+    assert store.lease("scheduler") is None

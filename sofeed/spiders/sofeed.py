@@ -3,7 +3,7 @@
 import logging
 import re
 
-from scrapy import Request
+from scrapy import Request, signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import TextResponse, XmlResponse
 from scrapy.selector import Selector
@@ -13,6 +13,7 @@ from scrapy.spiders import XMLFeedSpider
 from sofeed.atom import ATOM_NS, RANK_NS, read_entry
 from sofeed.items import QuestionItem
 from sofeed.middlewares import FEED_META, FeedDeferred
+from sofeed.store import Store
 
 DEFAULT_FEED_URL = "https://stackoverflow.com/feeds"
 
@@ -54,6 +55,12 @@ class SofeedSpider(XMLFeedSpider):
 
     Feeds come from `-a feed_url=URL[,URL...]`, else the SOFEED_FEED_URLS
     setting, else Stack Overflow's newest-questions feed.
+
+    A runner that crawls again and again in one process (the scheduler) can
+    pass `store`, one shared database client, and `deadline`, a
+    time.monotonic() by which the crawl must end (see CrawlDeadlineMiddleware).
+    The stats say how the crawl went: `sofeed/http_status`, the counts, and
+    `sofeed/error`, the line logged for a failure.
     """
 
     name = "sofeed"
@@ -66,10 +73,35 @@ class SofeedSpider(XMLFeedSpider):
     # A 304 Not Modified reaches the spider, which treats it as "nothing new".
     handle_httpstatus_list = (304,)
 
-    def __init__(self, *args, feed_url=None, **kwargs):
+    def __init__(self, *args, feed_url=None, store=None, deadline=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.feed_url_argument = feed_url
+        self.deadline = deadline
+        self._store = store
+        self._owns_store = False
         _quiet_robotstxt_errors()
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        # After spider_closed, where FeedStateMiddleware still saves state.
+        crawler.signals.connect(spider._close_own_store, signal=signals.engine_stopped)
+        return spider
+
+    @property
+    def store(self):
+        """The store the pipeline and middlewares share: given, or opened on first use."""
+        if self._store is None:
+            settings = self.settings
+            self._store = Store.connect(
+                settings["MONGO_URI"], settings["MONGO_DATABASE"], settings.getint("MONGO_TIMEOUT_MS")
+            )
+            self._owns_store = True
+        return self._store
+
+    def _close_own_store(self):
+        if self._owns_store:
+            self._store.close()
 
     @property
     def feed_urls(self):
@@ -89,6 +121,7 @@ class SofeedSpider(XMLFeedSpider):
     def parse_nodes(self, response, nodes):
         """Yield the entries of a feed, or report why the response is not one."""
         url = response.meta.get(FEED_META, response.url)
+        self.crawler.stats.set_value("sofeed/http_status", response.status)
         if response.status == 304:
             self.crawler.stats.inc_value("sofeed/not_modified")
             self.logger.info("feed %s: 304 Not Modified, nothing new", url)
@@ -101,8 +134,7 @@ class SofeedSpider(XMLFeedSpider):
             return
         if complete < len(nodes):
             # Cut off: the parser closed the last entry itself.
-            self.crawler.stats.inc_value("sofeed/feed_error")
-            self.logger.error(
+            self._report_error(
                 "feed %s: the document is truncated; storing its %d complete entries, skipping %d partial",
                 url,
                 complete,
@@ -110,8 +142,7 @@ class SofeedSpider(XMLFeedSpider):
             )
         elif complete > len(nodes):
             # The parser gave up part-way, as libxml2 does at an entity bomb.
-            self.crawler.stats.inc_value("sofeed/feed_error")
-            self.logger.error(
+            self._report_error(
                 "feed %s: the document is malformed; the parser read %d of its %d entries",
                 url,
                 len(nodes),
@@ -127,11 +158,11 @@ class SofeedSpider(XMLFeedSpider):
         request = failure.request
         url = request.meta.get(FEED_META, request.url)
         if failure.check(FeedDeferred):
+            self.crawler.stats.set_value("sofeed/not_before", failure.value.not_before)
             self.logger.info("feed %s: skipped, %s", url, failure.value)
             return
-        self.crawler.stats.inc_value("sofeed/feed_error")
         if failure.check(IgnoreRequest) and str(failure.value) == _ROBOTS_FORBIDDEN:
-            self.logger.error(
+            self._report_error(
                 "feed %s is disallowed by its site's robots.txt for our User-Agent; "
                 "set ROBOTSTXT_OBEY=False (scrapy crawl sofeed -s ROBOTSTXT_OBEY=False) "
                 "to fetch it anyway",
@@ -140,20 +171,28 @@ class SofeedSpider(XMLFeedSpider):
         elif failure.check(HttpError):
             response = failure.value.response
             wait = request.meta.get("sofeed_not_before")
+            self.crawler.stats.set_value("sofeed/http_status", response.status)
+            if wait:
+                self.crawler.stats.set_value("sofeed/not_before", wait)
             later = f"; not fetching it again before {wait:%H:%M:%S} UTC" if wait else ""
-            self.logger.error("feed %s: HTTP %d%s", url, response.status, later)
+            self._report_error("feed %s: HTTP %d%s", url, response.status, later)
         else:
-            self.logger.error("feed %s: fetch failed: %s: %s", url, failure.type.__name__, failure.value)
+            self._report_error("feed %s: fetch failed: %s: %s", url, failure.type.__name__, failure.value)
+
+    def _report_error(self, message, *args):
+        """Log a broken feed once, and keep the line in the stats for the scheduler."""
+        self.crawler.stats.inc_value("sofeed/feed_error")
+        self.crawler.stats.set_value("sofeed/error", message % args)
+        self.logger.error(message, *args)
 
     def _report_empty(self, response, url):
         root = Selector(response, type="xml").root
         if root.tag == _FEED_TAG:
             self.logger.info("feed %s: the feed has no entries", url)
             return
-        self.crawler.stats.inc_value("sofeed/feed_error")
         content_type = response.headers.get("Content-Type", b"").decode("latin-1") or "none"
         what = f"root element <{root.tag}>" if response.body.strip() else "an empty body"
-        self.logger.error(
+        self._report_error(
             "feed %s: not an Atom feed (HTTP %d, Content-Type %s, %s); nothing stored",
             url,
             response.status,
