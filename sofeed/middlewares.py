@@ -25,12 +25,18 @@ from pymongo.errors import PyMongoError
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 
+from sofeed.outage import close_crawl_for_outage
+
 logger = logging.getLogger(__name__)
 
 # Request.meta key that marks a request for a feed (not robots.txt) and holds its URL.
 FEED_META = "sofeed_feed"
 # A hostile or broken Retry-After must not silence a feed for good.
 MAX_RETRY_AFTER = timedelta(hours=6)
+
+
+class StoreUnavailable(IgnoreRequest):
+    """A feed is not fetched because its questions could not be stored."""
 
 
 class FeedDeferred(IgnoreRequest):
@@ -124,9 +130,9 @@ class FeedStateMiddleware:
         try:
             return self.crawler.spider.store.feed_state(url)
         except PyMongoError as error:
-            # Fetch without validators; the pipeline reports the outage.
-            logger.debug("feed state of %s unavailable: %s", url, error)
-            return {}
+            # Nothing fetched now could be stored: close the crawl at once.
+            close_crawl_for_outage(self.crawler, error)
+            raise StoreUnavailable(f"feed {url} not fetched: MongoDB is unavailable") from error
 
 
 class CrawlDeadlineMiddleware:

@@ -4,12 +4,12 @@ Validation runs first (priority 100), storage second (300); see settings.py.
 """
 
 import logging
-import re
 
 from itemadapter import ItemAdapter
 from pymongo.errors import PyMongoError
 from scrapy.exceptions import DropItem
-from scrapy.utils.defer import deferred_from_coro
+
+from sofeed.outage import close_crawl_for_outage
 
 logger = logging.getLogger(__name__)
 
@@ -93,24 +93,5 @@ class MongoPipeline:
         raise DropItem(f"duplicate question {question.get('entry_id')}", log_level="DEBUG")
 
     def _give_up(self, error):
-        """Close the crawl at the first database error, with one clear line.
-
-        Each further item would wait out the timeout again. Nothing is lost:
-        the next crawl stores whatever the feed still holds.
-        """
         self.unavailable = True
-        self.stats.inc_value("sofeed/store_error")
-        self.stats.set_value("sofeed/error", f"MongoDB is unavailable: {short_reason(error)}")
-        logger.error(
-            "MongoDB at %s is unavailable (%s); closing the crawl. "
-            "The next crawl stores what the feed still holds.",
-            self.crawler.settings["MONGO_URI"],
-            short_reason(error),
-        )
-        deferred_from_coro(self.crawler.engine.close_spider_async(reason="mongodb_unavailable"))
-
-
-def short_reason(error):
-    """The cause in a pymongo error, without its timeouts and topology dump."""
-    text = str(error).strip().split("\n", 1)[0] or type(error).__name__
-    return re.split(r" \(configured timeouts|, Timeout: ", text, maxsplit=1)[0][:300]
+        close_crawl_for_outage(self.crawler, error)

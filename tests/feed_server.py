@@ -5,6 +5,8 @@ slow or cut-off body, robots.txt. Feeds honour If-None-Match like a real
 server. Every request is recorded, so tests can check what the crawler sent.
 """
 
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,18 @@ class SeenRequest:
     path: str
     headers: dict
     at: float  # time.monotonic()
+    ended: float | None = None  # when it was answered, or the client hung up
+
+
+def client_hung_up(connection, timeout):
+    """Wait up to timeout for the client to close its end; True if it did."""
+    readable, _, _ = select.select([connection], [], [], timeout)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 class FeedServer:
@@ -62,6 +76,17 @@ class FeedServer:
         with self._lock:
             return [r for r in self.requests if r.path == path]
 
+    def most_at_once(self, path):
+        """The largest number of requests for path that were open at the same time."""
+        events = []
+        for request in self.requests_for(path):
+            events += [(request.at, 1), (request.ended or float("inf"), -1)]
+        open_now = most = 0
+        for _, change in sorted(events, key=lambda event: (event[0], event[1])):
+            open_now += change
+            most = max(most, open_now)
+        return most
+
     def _handler_class(self):
         server = self
 
@@ -69,13 +94,20 @@ class FeedServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
+                seen = SeenRequest(self.path, dict(self.headers), time.monotonic())
                 with server._lock:
-                    server.requests.append(SeenRequest(self.path, dict(self.headers), time.monotonic()))
+                    server.requests.append(seen)
                     reply = server.replies.get(
                         self.path, Reply(status=404, body=b"not found", content_type="text/plain")
                     )
-                if reply.delay:
-                    time.sleep(reply.delay)
+                try:
+                    self._answer(reply)
+                finally:
+                    seen.ended = time.monotonic()
+
+            def _answer(self, reply):
+                if reply.delay and client_hung_up(self.connection, reply.delay):
+                    return
                 status, body = reply.status, reply.body
                 if reply.etag and self.headers.get("If-None-Match") == reply.etag:
                     status, body = 304, b""

@@ -12,7 +12,7 @@ from scrapy.spiders import XMLFeedSpider
 
 from sofeed.atom import ATOM_NS, RANK_NS, read_entry
 from sofeed.items import QuestionItem
-from sofeed.middlewares import FEED_META, FeedDeferred
+from sofeed.middlewares import FEED_META, FeedDeferred, StoreUnavailable
 from sofeed.store import Store
 
 DEFAULT_FEED_URL = "https://stackoverflow.com/feeds"
@@ -157,6 +157,8 @@ class SofeedSpider(XMLFeedSpider):
         """Log one clear line for a feed that could not be fetched."""
         request = failure.request
         url = request.meta.get(FEED_META, request.url)
+        if failure.check(StoreUnavailable):
+            return  # reported when the crawl was closed
         if failure.check(FeedDeferred):
             self.crawler.stats.set_value("sofeed/not_before", failure.value.not_before)
             self.logger.info("feed %s: skipped, %s", url, failure.value)

@@ -1,0 +1,99 @@
+"""One crawl's result, read from Scrapy's stats: one log line and one status record."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+OK, NOT_MODIFIED, DEFERRED, FAILED, TIMED_OUT = "ok", "not_modified", "deferred", "failed", "timeout"
+
+
+@dataclass
+class CrawlOutcome:
+    feed: str
+    started: datetime
+    finished: datetime
+    outcome: str
+    http_status: int | None = None
+    new: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    error: str | None = None
+    retry_at: datetime | None = None  # from Retry-After
+
+    @property
+    def ok(self):
+        """Whether the crawl did its job; a Retry-After wait is not a failure."""
+        return self.outcome in (OK, NOT_MODIFIED, DEFERRED)
+
+    @property
+    def seconds(self):
+        return (self.finished - self.started).total_seconds()
+
+    @classmethod
+    def from_stats(cls, feed, stats, started, finished, deadline_passed=False):
+        """Classify a crawl that ran to its end (or was cut off) by its stats."""
+        error = _without_feed_prefix(stats.get("sofeed/error"), feed)
+        reason = stats.get("finish_reason")
+        if stats.get("sofeed/store_error"):
+            outcome = FAILED
+        elif reason == TIMED_OUT or (deadline_passed and (error or reason != "finished")):
+            outcome = TIMED_OUT
+            error = f"cut off at its deadline: {error or 'still running'}"
+        elif stats.get("sofeed/feed_error"):
+            outcome = FAILED
+        elif reason != "finished":
+            outcome, error = FAILED, f"the crawl ended early: {reason}"
+        elif stats.get("sofeed/not_before") and not stats.get("sofeed/http_status"):
+            outcome = DEFERRED
+        elif stats.get("sofeed/not_modified"):
+            outcome = NOT_MODIFIED
+        else:
+            outcome = OK
+        return cls(
+            feed=feed,
+            started=started,
+            finished=finished,
+            outcome=outcome,
+            http_status=stats.get("sofeed/http_status"),
+            new=stats.get("sofeed/new", 0),
+            duplicate=stats.get("sofeed/duplicate", 0),
+            invalid=stats.get("sofeed/invalid", 0),
+            error=error,
+            retry_at=stats.get("sofeed/not_before"),
+        )
+
+    @classmethod
+    def crashed(cls, feed, error, started, finished):
+        """A crawl that raised instead of finishing: a bug, or Scrapy failing to start."""
+        return cls(feed, started, finished, FAILED, error=f"{type(error).__name__}: {error}")
+
+    def line(self):
+        """The crawl in one log line."""
+        if self.outcome == DEFERRED:
+            return f"feed {self.feed}: skipped, it asked us to wait until {self.retry_at:%H:%M:%S} UTC"
+        status = f"HTTP {self.http_status}" if self.http_status else "no response"
+        counts = f"{self.new} new, {self.duplicate} duplicate, {self.invalid} invalid"
+        if self.ok:
+            return f"feed {self.feed}: {status}, {counts}, {self.seconds:.2f} s"
+        took = f"{self.seconds:.2f} s"
+        return f"feed {self.feed}: {self.outcome} after {took} ({status}, {counts}): {self.error}"
+
+    def record(self):
+        """The fields the store keeps for the latest crawl of the feed."""
+        return {
+            "started": self.started,
+            "finished": self.finished,
+            "outcome": self.outcome,
+            "ok": self.ok,
+            "http_status": self.http_status,
+            "new": self.new,
+            "duplicate": self.duplicate,
+            "invalid": self.invalid,
+            "error": self.error,
+        }
+
+
+def _without_feed_prefix(message, feed):
+    """The spider's lines start with "feed URL: "; the log line says it once."""
+    if message and message.startswith(f"feed {feed}: "):
+        return message[len(f"feed {feed}: ") :]
+    return message

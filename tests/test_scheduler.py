@@ -1,0 +1,246 @@
+"""End to end: `python scheduler.py` as a real process, against the local
+feed server and a real FerretDB. Intervals are half a second, so nothing
+waits long; each wait polls for what it needs and gives up after seconds."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sofeed.store import Store
+from tests.atomfeed import render_feed, sample_entries
+from tests.feed_server import Reply
+from tests.helpers import ROOT
+from tools import localdb
+
+FIVE = sample_entries(5)
+SIX = sample_entries(6)  # the same five, and a newer one on top
+
+
+def wait_until(condition, timeout=20, step=0.05):
+    """Poll condition until it is true; fail the test if it never is."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout} s waiting for {condition.__doc__ or condition}")
+        time.sleep(step)
+    return value
+
+
+class Scheduler:
+    """A running `python scheduler.py` and its log."""
+
+    def __init__(self, process, log_path):
+        self.process = process
+        self.log_path = log_path
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def lines(self, text):
+        return [line for line in self.log().splitlines() if text in line]
+
+    def crawl_lines(self):
+        return [line for line in self.log().splitlines() if " sofeed.scheduling.loop: feed " in line]
+
+    def children(self):
+        """Processes whose parent is the scheduler."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.append(stat.parent.name)
+        return found
+
+
+@pytest.fixture
+def start_scheduler(mongo_uri, database_name, tmp_path):
+    started = []
+
+    def start(*feed_urls, interval=0.5, uri=mongo_uri):
+        log_path = tmp_path / f"scheduler-{len(started)}.log"
+        env = {**os.environ, "MONGO_URI": uri, "MONGO_DATABASE": database_name, "PYTHONUNBUFFERED": "1"}
+        env.pop("SOFEED_FEED_URLS", None)
+        command = [sys.executable, "scheduler.py", "--interval", str(interval)]
+        for url in feed_urls:
+            command += ["--feed-url", url]
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started.append(process)
+        return Scheduler(process, log_path)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def stored_ids(store):
+    return Counter(doc["entry_id"] for doc in store.questions.find({}, {"entry_id": 1}))
+
+
+def test_the_scheduler_crawls_again_and_again_and_the_next_crawl_stores_a_feed_change(
+    start_scheduler, feed_server, store
+):
+    url = feed_server.serve_feed("/feeds", render_feed(FIVE), etag='"five"')
+    scheduler = start_scheduler(url)
+    wait_until(lambda: len(scheduler.crawl_lines()) >= 3)
+    assert len(stored_ids(store)) == 5
+    assert "HTTP 304, 0 new" in scheduler.crawl_lines()[-1]
+
+    feed_server.serve_feed("/feeds", render_feed(SIX), etag='"six"')
+    changed_at = len(feed_server.requests_for("/feeds"))
+    wait_until(lambda: len(feed_server.requests_for("/feeds")) >= changed_at + 3)
+    # The first request after the change got the new feed, stored its new
+    # question and saved its ETag: every later request is conditional on it.
+    after_change = [r.headers.get("If-None-Match") for r in feed_server.requests_for("/feeds")[changed_at:]]
+    assert after_change[0] == '"five"'
+    assert set(after_change[1:]) == {'"six"'}
+    assert stored_ids(store) == Counter(entry.entry_id for entry in SIX)
+    assert sum("HTTP 200, 1 new, 5 duplicate, 0 invalid" in line for line in scheduler.crawl_lines()) == 1
+
+
+def test_a_feed_slower_than_the_interval_is_cut_off_and_crawls_never_overlap(start_scheduler, feed_server):
+    url = feed_server.serve("/feeds", Reply(body=render_feed(FIVE), delay=5))
+    scheduler = start_scheduler(url)
+    wait_until(lambda: len(scheduler.lines("timeout after")) >= 3)
+    assert feed_server.most_at_once("/feeds") == 1
+    assert scheduler.lines("tick skipped: the crawl cycle started")
+    assert scheduler.process.poll() is None
+
+
+def test_the_scheduler_survives_a_500_then_garbage_and_then_stores_the_valid_feed(
+    start_scheduler, feed_server, store
+):
+    url = feed_server.serve(
+        "/feeds", Reply(status=500, body=b"Internal Server Error", content_type="text/plain")
+    )
+    scheduler = start_scheduler(url)
+    wait_until(lambda: scheduler.lines("failed after"))
+    feed_server.serve(
+        "/feeds", Reply(body=b"\x00\xffnot xml at all <<<", content_type="application/atom+xml")
+    )
+    wait_until(lambda: scheduler.lines("not an Atom feed"))
+    feed_server.serve_feed("/feeds", render_feed(FIVE))
+    wait_until(lambda: len(stored_ids(store)) == 5)
+    [http_500, *_] = scheduler.lines("HTTP 500")
+    assert "WARNING" in http_500
+    assert "next try in" in http_500
+    [garbage, *_] = scheduler.lines("not an Atom feed")
+    assert "failures in a row" in garbage
+    assert scheduler.process.poll() is None
+
+
+def test_429_with_retry_after_3_means_no_request_to_that_feed_for_3_seconds(start_scheduler, feed_server):
+    url = feed_server.serve("/feeds", Reply(status=429, body=b"slow down", headers={"Retry-After": "3"}))
+    scheduler = start_scheduler(url)
+    first, second = wait_until(
+        lambda: (
+            feed_server.requests_for("/feeds")[:2] if len(feed_server.requests_for("/feeds")) >= 2 else None
+        )
+    )
+    assert second.at - first.at >= 3
+    assert scheduler.lines("HTTP 429")
+
+
+def test_sigterm_during_a_slow_crawl_exits_with_status_0_within_5_seconds_and_leaves_no_child(
+    start_scheduler, feed_server
+):
+    url = feed_server.serve("/feeds", Reply(body=render_feed(FIVE), delay=60))
+    scheduler = start_scheduler(url, interval=30)
+    wait_until(lambda: feed_server.requests_for("/feeds"))
+    assert scheduler.children() == []
+    scheduler.process.send_signal(signal.SIGTERM)
+    assert scheduler.process.wait(timeout=5) == 0
+    assert scheduler.lines("stopping")
+    assert scheduler.lines("released the crawl lease")
+
+
+class PrivateFerretDB:
+    """A FerretDB of one test's own, which the test stops and starts again."""
+
+    def __init__(self, folder):
+        folder.mkdir()
+        self.data = folder / "data"
+        self.log = open(folder / "ferretdb.log", "w")  # noqa: SIM115 (closed by the fixture)
+        self.process = None
+        self.listen = "127.0.0.1:0"
+
+    def start(self):
+        self.process, uri = localdb.launch(self.data, listen=self.listen, log=self.log, tied=True)
+        self.listen = uri.removeprefix("mongodb://").rstrip("/")  # the same port when started again
+        return uri
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+            self.process.stdin.close()
+            self.process = None
+
+
+@pytest.fixture
+def private_ferretdb(tmp_path):
+    server = PrivateFerretDB(tmp_path / "ferretdb")
+    yield server
+    server.stop()
+    server.log.close()
+
+
+def test_the_scheduler_survives_a_database_outage_and_stores_the_feed_after_it(
+    start_scheduler, feed_server, private_ferretdb, database_name
+):
+    uri = private_ferretdb.start()
+    url = feed_server.serve_feed("/feeds", render_feed(FIVE))
+    scheduler = start_scheduler(url, uri=uri)
+    wait_until(lambda: scheduler.lines("HTTP 200, 5 new"))
+
+    private_ferretdb.stop()
+    feed_server.serve_feed("/feeds", render_feed(SIX))
+    wait_until(
+        lambda: scheduler.lines("failed after") and scheduler.lines("standby: the crawl lease may have")
+    )
+    [failed] = scheduler.lines("failed after")
+    assert "MongoDB is unavailable" in failed
+    private_ferretdb.start()
+    wait_until(lambda: scheduler.lines("1 new, 5 duplicate"), timeout=30)
+    assert scheduler.process.poll() is None
+    assert len(scheduler.lines("active: this scheduler")) == 2  # at the start, and after the outage
+    store = Store.connect(uri, database_name)
+    assert stored_ids(store) == Counter(entry.entry_id for entry in SIX)
+    store.close()
+
+
+def test_two_schedulers_one_database_one_crawls_and_the_standby_takes_over_after_a_kill(
+    start_scheduler, feed_server
+):
+    url = feed_server.serve_feed("/feeds", render_feed(FIVE))
+    first = start_scheduler(url)
+    wait_until(lambda: first.lines("active: this scheduler"))
+    second = start_scheduler(url)
+    wait_until(lambda: second.lines("standby: "))
+    wait_until(lambda: len(first.crawl_lines()) >= 4)
+    assert second.crawl_lines() == []
+
+    first.process.kill()
+    first.process.wait()
+    killed_at = time.time()
+    wait_until(lambda: second.crawl_lines())
+    [took_over] = second.lines("active: this scheduler")
+    assert log_time(took_over) - killed_at <= 3 * 0.5 + 0.5  # three intervals, and a check's half interval
+    assert log_time(first.crawl_lines()[-1]) < log_time(second.crawl_lines()[0])
+
+
+def log_time(line):
+    """The epoch time of a scheduler log line ("2026-01-01 12:00:00,123 INFO ...")."""
+    stamp = time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+    return time.mktime(stamp) + int(line[20:23]) / 1000
