@@ -244,3 +244,20 @@ def log_time(line):
     """The epoch time of a scheduler log line ("2026-01-01 12:00:00,123 INFO ...")."""
     stamp = time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
     return time.mktime(stamp) + int(line[20:23]) / 1000
+
+
+def test_a_manual_crawl_while_the_scheduler_runs_stores_no_duplicates(
+    start_scheduler, crawl, feed_server, store
+):
+    url = feed_server.serve_feed("/feeds", render_feed(sample_entries(60)))
+    scheduler = start_scheduler(url)
+    manual = crawl(url)
+    wait_until(lambda: len(scheduler.crawl_lines()) >= 3)
+    assert manual.returncode == 0, manual.log
+    assert stored_ids(store) == Counter(entry.entry_id for entry in sample_entries(60))
+    assert manual.stat("sofeed/new") + sum(new_count(line) for line in scheduler.crawl_lines()) == 60
+
+
+def new_count(line):
+    """The "N new" of a crawl line."""
+    return int(line.split(" new, ")[0].rsplit(" ", 1)[1]) if " new, " in line else 0
