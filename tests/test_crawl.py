@@ -168,8 +168,8 @@ def test_items_can_still_be_exported_with_the_usual_scrapy_output_option(crawl, 
     output = tmp_path / "items.jsonl"
     crawl(feed_server.serve_feed("/feeds", FEED_30), FEEDS=json.dumps({str(output): {"format": "jsonlines"}}))
     exported = [json.loads(line) for line in output.read_text().splitlines()]
-    assert [item["entry_id"] for item in exported] == [entry.entry_id for entry in THIRTY]
-    assert exported[0]["published"].startswith("2023-12-10")
+    assert [item["entry_id"] for item in exported] == [entry.entry_id for entry in reversed(THIRTY)]
+    assert exported[-1]["published"].startswith("2023-12-10")
 
 
 def truncated(document):

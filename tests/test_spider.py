@@ -17,8 +17,9 @@ def test_spider_yields_one_question_item_per_entry_of_a_default_namespace_feed()
     items = parse(make_spider(), feed_response(render_feed(sample_entries(30))))
     assert len(items) == 30
     assert all(isinstance(item, QuestionItem) for item in items)
-    assert items[0]["entry_id"] == "https://stackoverflow.com/q/77600030"
-    assert items[-1]["entry_id"] == "https://stackoverflow.com/q/77600001"
+    # Oldest first, so that the newest question is stored last and gets the latest `fetched`.
+    assert items[0]["entry_id"] == "https://stackoverflow.com/q/77600001"
+    assert items[-1]["entry_id"] == "https://stackoverflow.com/q/77600030"
 
 
 def test_the_default_iternodes_iterator_would_find_no_entry_in_the_same_feed():
@@ -34,7 +35,7 @@ def test_the_default_iternodes_iterator_would_find_no_entry_in_the_same_feed():
 
 def test_spider_yields_the_fixture_entries_including_the_ones_the_pipeline_will_drop():
     items = parse(make_spider(), feed_response(fixture_bytes("newest-questions.xml")))
-    assert [item["title"] for item in items][:3] == [
+    assert [item["title"] for item in reversed(items)][:3] == [
         'Why doesn\'t "git stash pop" restore untracked files & folders?',
         "<script>alert('title')</script> shows up in my Django template",
         "Segfault in a C program after realloc",
@@ -68,12 +69,12 @@ def test_a_truncated_feed_yields_only_its_complete_entries_and_logs_one_error(ca
     cut = document.index(b"<summary", document.index(b"77600004"))
     items = parse(make_spider(), feed_response(document[:cut]))
     assert [item["question_id"] for item in items] == [
-        77600010,
-        77600009,
-        77600008,
-        77600007,
-        77600006,
         77600005,
+        77600006,
+        77600007,
+        77600008,
+        77600009,
+        77600010,
     ]
     [error] = sofeed_errors(caplog)
     assert "truncated" in error
@@ -118,7 +119,7 @@ def test_external_entities_are_never_resolved(tmp_path):
     document = render_feed(entries, prolog=prolog).replace(b"placeholder", b"Leak: &xxe;")
     items = parse(make_spider(), feed_response(document))
     assert "TOP-SECRET-VALUE" not in repr(items)
-    assert [item["title"] for item in items] == ["Leak:", "Plain question"]
+    assert [item["title"] for item in items] == ["Plain question", "Leak:"]
 
 
 def test_an_entity_bomb_is_not_expanded():

@@ -5,6 +5,7 @@ from itertools import pairwise
 import pytest
 from pymongo.errors import ConfigurationError
 
+from sofeed import store as store_module
 from sofeed.store import Store, StrictClock, question_key
 from tests.helpers import question_fields
 
@@ -28,14 +29,22 @@ def test_question_key_refuses_a_question_with_neither_id_nor_link():
         question_key(None, None)
 
 
-def test_save_question_inserts_every_field_with_fetched_and_last_seen(store):
+def test_save_question_inserts_every_field_with_fetched_and_last_changed(store):
     before = datetime.now(UTC) - timedelta(milliseconds=1)
     assert store.save_question(QUESTION) is True
     [stored] = store.questions.find()
     assert stored["_id"] == question_key(QUESTION["entry_id"])
     assert {name: stored[name] for name in QUESTION} == QUESTION
     assert before <= stored["fetched"] <= datetime.now(UTC) + timedelta(seconds=1)
-    assert stored["last_seen"] == stored["fetched"]
+    assert stored["last_changed"] == stored["fetched"]
+
+
+def test_a_known_question_seen_unchanged_is_not_written_again(store):
+    store.save_question(QUESTION)
+    [first] = store.questions.find()
+    assert store.save_question(QUESTION) is False
+    [second] = store.questions.find()
+    assert second == first
 
 
 def test_saving_a_known_question_refreshes_what_changes_but_never_fetched(store):
@@ -54,7 +63,7 @@ def test_saving_a_known_question_refreshes_what_changes_but_never_fetched(store)
     assert store.save_question(edited) is False
     [second] = store.questions.find()
     assert second["fetched"] == first["fetched"]
-    assert second["last_seen"] > first["last_seen"]
+    assert second["last_changed"] > first["last_changed"]
     for name in ("title", "link", "tags", "rank", "updated", "summary_text"):
         assert second[name] == edited[name]
     assert second["author"] == QUESTION["author"]
@@ -120,19 +129,41 @@ def test_a_question_inserted_slowly_is_re_stamped_so_readers_cannot_miss_it(stor
     before = datetime.now(UTC)
     slow.save_question(QUESTION)
     [stored] = store.questions.find()
-    assert stored["fetched"] > stored["last_seen"] >= before - timedelta(milliseconds=1)
+    assert stored["fetched"] > stored["last_changed"] >= before - timedelta(milliseconds=1)
     assert store.change_version() == 2
 
 
-def test_questions_fetched_after_returns_the_later_ones_newest_first(store):
+def test_recent_questions_returns_the_later_ones_newest_first(store):
     for n in range(5):
         store.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{n}"})
-    everything = store.questions_fetched_after()
+    everything = store.recent_questions()
     assert [doc["entry_id"][-1] for doc in everything] == ["4", "3", "2", "1", "0"]
-    later = store.questions_fetched_after(everything[2]["fetched"])
+    later = store.recent_questions(everything[2]["fetched"])
     assert [doc["entry_id"][-1] for doc in later] == ["4", "3"]
-    assert len(store.questions_fetched_after(limit=2)) == 2
+    assert len(store.recent_questions(limit=2)) == 2
     assert store.count_questions() == 5
+    assert everything[0]["title"] == QUESTION["title"]  # a whole question, not just its id
+
+
+def test_recent_keeps_only_the_newest_questions(store, monkeypatch):
+    monkeypatch.setattr(store_module, "RECENT_KEEP", 3)
+    monkeypatch.setattr(store_module, "RECENT_TRIM_EVERY", 5)
+    for n in range(10):
+        store.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{n}"})
+    assert [doc["entry_id"][-1] for doc in store.recent_questions()] == ["9", "8", "7"]
+    assert store.questions.count_documents({}) == store.count_questions() == 10
+
+
+def test_a_database_from_before_the_marker_gets_its_count_and_recent_questions(store):
+    for n in range(3):
+        store.questions.insert_one(
+            {**QUESTION, "_id": f"key{n}", "fetched": datetime(2026, 1, 1, n, tzinfo=UTC)}
+        )
+    store.ensure_indexes()
+    assert store.count_questions() == 3
+    assert [doc["_id"] for doc in store.recent_questions()] == ["key2", "key1", "key0"]
+    store.save_question(QUESTION)
+    assert store.count_questions() == 4
 
 
 def test_record_crawl_keeps_only_the_latest_crawl_of_each_feed(store):

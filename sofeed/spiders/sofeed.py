@@ -148,7 +148,9 @@ class SofeedSpider(XMLFeedSpider):
                 len(nodes),
                 complete,
             )
-        yield from super().parse_nodes(response, nodes[:complete])
+        # Oldest first: each question is stamped `fetched` as it is stored, and
+        # the newest of a crawl must get the latest stamp, to top the page.
+        yield from super().parse_nodes(response, nodes[:complete][::-1])
 
     def parse_node(self, response, selector):
         return QuestionItem(read_entry(selector.root, response.url))
