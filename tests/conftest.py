@@ -72,3 +72,44 @@ def crawl(mongo_uri, database_name):
         return CrawlResult(finished.returncode, finished.stderr)
 
     return run
+
+
+# The web app (webapp/): an app on the test's database, its test client, and
+# a Store that stamps questions as if they were saved a while ago.
+
+
+@pytest.fixture
+def app(mongo_uri, database_name):
+    """The web app on this test's database, re-reading it on every request."""
+    from webapp import create_app, db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "MONGO_URI": mongo_uri,
+            "MONGO_DATABASE": database_name,
+            "REFRESH_SECONDS": 0,
+            "STATUS_SECONDS": 0,
+        }
+    )
+    yield app
+    db.close(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def earlier_store(mongo_uri, database_name):
+    """A Store whose questions are stamped 10 s in the past, well beyond VISIBILITY_LAG,
+    so the web app hands them out at once."""
+    import time
+
+    from sofeed.store import StrictClock
+
+    writer = Store.connect(mongo_uri, database_name)
+    store = Store(writer.client, database_name, clock=StrictClock(now=lambda: time.time() - 10))
+    yield store
+    store.close()

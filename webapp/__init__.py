@@ -1,1 +1,51 @@
-"""The web app that shows the mirrored questions live (built in the web issue)."""
+"""The live page of sofeed: new Stack Overflow questions appear without a reload.
+
+    flask --app webapp run                                      # development
+    gunicorn -c webapp/gunicorn_conf.py 'webapp:create_app()'   # production
+
+Configuration, later ones winning: the defaults below; MONGO_URI and
+MONGO_DATABASE from the environment (the names the crawl reads); any
+SOFEED_NAME from the environment as NAME (SOFEED_POLL_SECONDS=2); the dict
+passed to create_app. The app only reads: it never starts a crawl or a
+scheduler, which would start one per gunicorn worker.
+"""
+
+import os
+
+from flask import Flask
+
+DEFAULTS = {
+    "MONGO_URI": "mongodb://127.0.0.1:27017",
+    "MONGO_DATABASE": "stack_questions",
+    # Fail a database call after this long, so /update answers 503 within 2 s.
+    "MONGO_TIMEOUT_MS": 1500,
+    # How often the page polls /update.
+    "POLL_SECONDS": 5.0,
+    # How often, at most, a process re-reads the database for all its clients.
+    "REFRESH_SECONDS": 0.25,
+    # How often the question count and the crawl status are re-read.
+    "STATUS_SECONDS": 3.0,
+}
+
+
+def create_app(config=None):
+    """Build the app: defaults, then the environment, then config."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    for name in ("MONGO_URI", "MONGO_DATABASE"):
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
+    app.config.from_prefixed_env("SOFEED")
+    if config:
+        app.config.from_mapping(config)
+    poll = app.config["POLL_SECONDS"]
+    if not float(poll) > 0:
+        raise ValueError(f"POLL_SECONDS must be a positive number of seconds, like 5; not {poll!r}")
+
+    from webapp import db, errors, health, questions
+
+    db.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(questions.bp)
+    app.register_blueprint(health.bp)
+    return app

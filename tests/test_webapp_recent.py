@@ -1,0 +1,205 @@
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sofeed.store import VISIBILITY_LAG, Store, question_key
+from tests.helpers import question_fields
+from webapp import recent
+from webapp.recent import OVERLAP, RecentQuestions, StoreUnavailable
+
+LAG = VISIBILITY_LAG.total_seconds()
+
+
+class CountingStore(Store):
+    """A real Store that counts the reads the cache makes."""
+
+    def __init__(self, client, database):
+        super().__init__(client, database)
+        self.calls = Counter()
+        self.fetched_after = []
+
+    def change_version(self):
+        self.calls["change_version"] += 1
+        return super().change_version()
+
+    def recent_questions(self, after=None, limit=None):
+        self.calls["recent_questions"] += 1
+        self.fetched_after.append(after)
+        return super().recent_questions(after, limit)
+
+    def count_questions(self):
+        self.calls["count_questions"] += 1
+        return super().count_questions()
+
+
+class Clock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def counting(store, database_name):
+    return CountingStore(store.client, database_name)
+
+
+def save(store, n, **changes):
+    changes = {"entry_id": f"https://stackoverflow.com/q/{n}", "title": f"Question {n}", **changes}
+    fields = question_fields(**changes)
+    store.save_question(fields)
+    return store.questions.find_one({"_id": question_key(fields["entry_id"])})
+
+
+def ids(questions):
+    return [question["id"] for question in questions]
+
+
+def test_a_question_is_handed_out_only_once_visibility_lag_has_passed_since_its_fetched(store):
+    doc = save(store, 1)
+    fetched = doc["fetched"].timestamp()
+    clock = Clock(fetched + LAG - 0.001)
+    cache = RecentQuestions(store, refresh_seconds=0, clock=clock)
+    assert cache.snapshot().questions_after(0) == []
+    clock.now = fetched + LAG
+    assert ids(cache.snapshot().questions_after(0)) == [doc["_id"]]
+
+
+def test_questions_after_a_timestamp_are_the_later_ones_newest_first(earlier_store):
+    docs = [save(earlier_store, n) for n in range(5)]
+    snapshot = RecentQuestions(earlier_store).snapshot()
+    assert ids(snapshot.questions_after(0)) == [doc["_id"] for doc in reversed(docs)]
+    cursor = round(docs[2]["fetched"].timestamp(), 3)
+    assert ids(snapshot.questions_after(cursor)) == [docs[4]["_id"], docs[3]["_id"]]
+    assert snapshot.questions_after(round(docs[4]["fetched"].timestamp(), 3)) == []
+
+
+def test_many_requests_at_one_moment_cost_one_version_lookup_and_one_query(earlier_store, counting):
+    save(earlier_store, 1)
+    cache = RecentQuestions(counting, refresh_seconds=0.25, clock=Clock(time.time()))
+    for _ in range(50):
+        cache.snapshot()
+    assert counting.calls["change_version"] == 1
+    assert counting.calls["recent_questions"] == 1
+
+
+def test_questions_are_read_again_only_when_the_change_version_moved(earlier_store, counting):
+    save(earlier_store, 1)
+    clock = Clock(time.time())
+    cache = RecentQuestions(counting, refresh_seconds=0.25, clock=clock)
+    first = cache.snapshot()
+    clock.now += 0.25
+    cache.snapshot()
+    assert counting.calls["change_version"] == 2
+    assert counting.calls["recent_questions"] == 1
+
+    save(earlier_store, 2)
+    clock.now += 0.25
+    assert len(cache.snapshot().questions) == 2
+    assert counting.calls["recent_questions"] == 2
+    # The first read takes the newest KEEP; later ones overlap the previous read by OVERLAP.
+    assert counting.fetched_after == [None, datetime.fromtimestamp(first.taken, UTC) - OVERLAP]
+
+
+def test_the_count_is_read_again_when_questions_came_in_or_every_status_seconds(earlier_store, counting):
+    clock = Clock(time.time())
+    cache = RecentQuestions(counting, refresh_seconds=0, status_seconds=3.0, clock=clock)
+    assert cache.snapshot().count == 0
+    clock.now += 1.0
+    assert cache.snapshot().count == 0
+    assert counting.calls["count_questions"] == 1
+    save(earlier_store, 1)
+    clock.now += 1.0
+    assert cache.snapshot().count == 1
+    clock.now += 3.0
+    cache.snapshot()
+    assert counting.calls["count_questions"] == 3
+
+
+def test_a_re_stamped_question_moves_to_its_new_fetched_and_is_handed_out_again(earlier_store):
+    docs = [save(earlier_store, n) for n in range(3)]
+    cache = RecentQuestions(earlier_store, refresh_seconds=0)
+    cursor = cache.snapshot().questions_after(0)[0]["fetched"]
+    # What a writer whose insert was slow does: a fresh fetched, and a version bump.
+    later = docs[2]["fetched"] + timedelta(seconds=1)
+    for collection in (earlier_store.questions, earlier_store.recent):
+        collection.update_one({"_id": docs[0]["_id"]}, {"$set": {"fetched": later}})
+    earlier_store.changes.update_one({"_id": "questions"}, {"$inc": {"version": 1}})
+    snapshot = cache.snapshot()
+    assert ids(snapshot.questions) == [docs[0]["_id"], docs[2]["_id"], docs[1]["_id"]]
+    assert ids(snapshot.questions_after(cursor)) == [docs[0]["_id"]]
+
+
+def test_the_cache_keeps_only_the_newest_questions(earlier_store, monkeypatch):
+    monkeypatch.setattr(recent, "KEEP", 3)
+    docs = [save(earlier_store, n) for n in range(5)]
+    cache = RecentQuestions(earlier_store, refresh_seconds=0)
+    assert ids(cache.snapshot().questions) == [doc["_id"] for doc in docs[:1:-1]]
+    docs.append(save(earlier_store, 5))
+    assert ids(cache.snapshot().questions) == [doc["_id"] for doc in docs[:2:-1]]
+
+
+def test_a_database_that_was_emptied_empties_the_cache(earlier_store):
+    save(earlier_store, 1)
+    cache = RecentQuestions(earlier_store, refresh_seconds=0)
+    assert len(cache.snapshot().questions) == 1
+    for collection in (earlier_store.questions, earlier_store.recent, earlier_store.changes):
+        collection.delete_many({})
+    assert cache.snapshot().questions == ()
+
+
+def test_a_clock_that_steps_back_refreshes_instead_of_serving_a_stale_snapshot(earlier_store):
+    clock = Clock(time.time())
+    cache = RecentQuestions(earlier_store, refresh_seconds=60, clock=clock)
+    cache.snapshot()
+    save(earlier_store, 1)
+    clock.now -= 3600
+    assert len(cache.snapshot().questions) == 1
+
+
+def test_an_unreachable_database_raises_store_unavailable_and_is_not_retried_at_once():
+    unreachable = CountingStore(Store.connect("mongodb://127.0.0.1:1", "sofeed", timeout_ms=200).client, "x")
+    clock = Clock(time.time())
+    cache = RecentQuestions(unreachable, refresh_seconds=0, retry_seconds=1.0, clock=clock)
+    try:
+        with pytest.raises(StoreUnavailable, match="the database is unavailable"):
+            cache.snapshot()
+        with pytest.raises(StoreUnavailable):
+            cache.snapshot()
+        assert unreachable.calls["change_version"] == 1
+        clock.now += 1.0
+        with pytest.raises(StoreUnavailable):
+            cache.snapshot()
+        assert unreachable.calls["change_version"] == 2
+    finally:
+        unreachable.close()
+
+
+def test_threads_waiting_for_the_first_refresh_share_its_failure():
+    unreachable = CountingStore(Store.connect("mongodb://127.0.0.1:1", "sofeed", timeout_ms=300).client, "x")
+    cache = RecentQuestions(unreachable, refresh_seconds=0.25)
+    outcomes = []
+
+    def request():
+        try:
+            cache.snapshot()
+            outcomes.append("served")
+        except StoreUnavailable:
+            outcomes.append("unavailable")
+
+    threads = [threading.Thread(target=request) for _ in range(10)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        unreachable.close()
+    assert outcomes == ["unavailable"] * 10
+    assert unreachable.calls["change_version"] == 1

@@ -1,0 +1,88 @@
+"""The web app's database handle: one Store, and one RecentQuestions on it, per process.
+
+Both are built on first use, not in create_app: gunicorn forks its workers
+after loading the app, and a MongoClient must not cross a fork. They are
+closed when the process exits. Views call get_store() and get_recent() and
+never build a client themselves.
+"""
+
+import atexit
+import threading
+
+from flask import current_app
+
+from sofeed.store import Store
+from webapp.recent import RecentQuestions
+
+EXTENSION = "sofeed.db"
+
+_open_handles = set()  # closed at exit, whatever the app did
+
+
+class Handle:
+    """The Store and the RecentQuestions of one app, built lazily and thread-safely."""
+
+    def __init__(self, config):
+        self.config = config
+        self._lock = threading.Lock()
+        self._store = None
+        self._recent = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    config = self.config
+                    # Every call gives up within MONGO_TIMEOUT_MS, stuck server included.
+                    timeout = int(config["MONGO_TIMEOUT_MS"])
+                    self._store = Store.connect(
+                        config["MONGO_URI"], config["MONGO_DATABASE"], timeout, socket_timeout_ms=timeout
+                    )
+                    _open_handles.add(self)
+        return self._store
+
+    @property
+    def recent(self):
+        if self._recent is None:
+            store = self.store
+            with self._lock:
+                if self._recent is None:
+                    self._recent = RecentQuestions(
+                        store,
+                        refresh_seconds=float(self.config["REFRESH_SECONDS"]),
+                        status_seconds=float(self.config["STATUS_SECONDS"]),
+                    )
+        return self._recent
+
+    def close(self):
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = self._recent = None
+            _open_handles.discard(self)
+
+
+def init_app(app):
+    app.extensions[EXTENSION] = Handle(app.config)
+
+
+def get_store():
+    """The process's Store for the current app."""
+    return current_app.extensions[EXTENSION].store
+
+
+def get_recent():
+    """The process's RecentQuestions for the current app."""
+    return current_app.extensions[EXTENSION].recent
+
+
+def close(app):
+    """Close the app's database client (tests do; a process exit does it anyway)."""
+    app.extensions[EXTENSION].close()
+
+
+@atexit.register
+def _close_all():
+    for handle in list(_open_handles):
+        handle.close()

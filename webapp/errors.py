@@ -1,0 +1,55 @@
+"""Errors as JSON, from one helper, and the headers every response carries.
+
+Every error the app answers (a bad timestamp, an unknown path, a wrong
+method, an unreachable database, a bug) is `{"error": "..."}` with its
+status, never an HTML page or a traceback.
+"""
+
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    # Scripts and styles only from this origin: feed text can never run as script.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def error_response(status, message, **details):
+    """A JSON error: {"error": message, **details} with the given status."""
+    response = jsonify({"error": message, **details})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _http_error(error):
+    if error.code is None or error.code < 400:  # a routing redirect, not an error
+        return error
+    response = error_response(error.code, error.description or error.name)
+    if error.code == 405:  # keep the Allow header werkzeug computed
+        response.headers["Allow"] = error.get_response().headers.get("Allow", "")
+    return response
+
+
+def _unexpected_error(error):
+    logger.exception("unexpected error while answering a request", exc_info=error)
+    return error_response(500, "internal server error")
+
+
+def _secure(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def init_app(app):
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    app.after_request(_secure)

@@ -1,0 +1,39 @@
+"""gunicorn settings for the live page in production.
+
+    gunicorn -c webapp/gunicorn_conf.py 'webapp:create_app()'
+
+Listens on ${SOFEED_HOST:-127.0.0.1}:${SOFEED_PORT:-8000}. Each request is
+cheap (/update is answered from memory), and most of a page's time is spent
+idle between polls, so threads rather than processes carry the load: 200
+pages polling every 5 s are 40 requests a second, a few milliseconds each.
+Two processes use both cores of a small machine; each keeps its own cache
+of recent questions, so the database sees two readers, however many pages.
+"""
+
+import os
+
+wsgi_app = "webapp:create_app()"
+bind = [f"{os.environ.get('SOFEED_HOST', '127.0.0.1')}:{os.environ.get('SOFEED_PORT', '8000')}"]
+
+# Threads in each worker: keep-alive connections idle between polls wait in
+# the worker's poller, not in a thread, so 16 threads serve hundreds of pages.
+worker_class = "gthread"
+workers = int(os.environ.get("SOFEED_WORKERS", "2"))
+threads = int(os.environ.get("SOFEED_THREADS", "16"))
+worker_connections = 1000
+
+# A request never takes long: /update answers 503 within 2 s when the
+# database is down. A worker silent for 30 s is stuck, and is replaced.
+timeout = 30
+graceful_timeout = 10
+# Longer than the page's poll interval, so a polling page keeps its connection.
+keepalive = 10
+
+# Access logs off by default (a line per poll per page); errors to stderr.
+accesslog = os.environ.get("SOFEED_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("SOFEED_LOG_LEVEL", "info")
+
+# No runtime control socket: a second instance on this machine (the tests,
+# another checkout) would fight over its default path in $HOME.
+control_socket_disable = True

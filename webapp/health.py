@@ -1,0 +1,110 @@
+"""How the mirror is doing: GET /status for the page, GET /healthz for monitoring.
+
+The page's status line (question count, last crawl, next crawl) comes from
+/status, polled alongside /update rather than folded into it, so /update
+stays the plain JSON array of its contract. /status is served from the
+process's RecentQuestions snapshot, like /update, and costs no query.
+/healthz is for a monitor: it pings the database and reads the crawl status
+and the scheduler's lease on every call, and answers 503 when the database
+is unreachable.
+"""
+
+import time
+
+from flask import Blueprint, jsonify
+from pymongo.errors import PyMongoError
+
+from webapp.db import get_recent, get_store
+from webapp.documents import plain, short_reason
+from webapp.errors import error_response
+from webapp.recent import StoreUnavailable
+
+bp = Blueprint("health", __name__)
+
+# What the scheduler records about a crawl, and about itself in its lease.
+CRAWL_FIELDS = (
+    *("started", "finished", "outcome", "ok", "http_status", "new", "duplicate", "invalid", "error"),
+    *("next_run", "host", "pid"),
+)
+LEASE_FIELDS = ("holder", "expires", "renewed", "host", "pid")
+
+
+def crawl_summary(doc, now):
+    """The latest crawl of a feed, with its age in seconds (None if it has no time)."""
+    crawl = {"feed": doc.get("_id"), **{name: plain(doc.get(name)) for name in CRAWL_FIELDS}}
+    when = crawl["finished"] if isinstance(crawl["finished"], int | float) else crawl["started"]
+    crawl["age_seconds"] = round(now - when, 3) if isinstance(when, int | float) else None
+    return crawl
+
+
+def scheduler_summary(doc, now):
+    """The scheduler's lease; active while it has not expired."""
+    if not doc:
+        return None
+    lease = {name: plain(doc.get(name)) for name in LEASE_FIELDS}
+    lease["active"] = isinstance(lease["expires"], int | float) and lease["expires"] > now
+    return lease
+
+
+def status_of(snapshot, now):
+    """The /status document for a snapshot."""
+    # The latest crawl says when the next one is due: older records may be of
+    # feeds no longer crawled, with a next_run long past.
+    last = crawl_summary(snapshot.crawls[0], now) if snapshot.crawls else None
+    return {
+        "now": round(now, 3),
+        "as_of": round(snapshot.status_taken, 3),
+        "questions": snapshot.count,
+        "last_crawl": last,
+        "next_crawl": last["next_run"] if last else None,
+        "scheduler": scheduler_summary(snapshot.scheduler, now),
+    }
+
+
+def ago(moment, now):
+    """A past epoch time as "12 s ago", "3 min ago": what the page's script writes too."""
+    if not isinstance(moment, int | float):
+        return ""
+    seconds = max(0, now - moment)
+    if seconds < 10:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+@bp.get("/status")
+def status():
+    """Report the question count, the last and next crawl, and the scheduler, from memory."""
+    try:
+        snapshot = get_recent().snapshot()
+    except StoreUnavailable as error:
+        return error_response(503, str(error))
+    response = jsonify(status_of(snapshot, time.time()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Ping the database and report the age of the last crawl and the scheduler's state."""
+    started = time.monotonic()
+    try:
+        store = get_store()
+        store.ping()
+        ping_ms = round((time.monotonic() - started) * 1000, 1)
+        crawls, lease = store.crawl_statuses(), store.lease("scheduler")
+    except PyMongoError as error:
+        reason = short_reason(error)
+        return error_response(503, f"the database is unavailable: {reason}", database={"ok": False})
+    now = time.time()
+    body = {
+        "database": {"ok": True, "ping_ms": ping_ms},
+        "last_crawl": crawl_summary(crawls[0], now) if crawls else None,
+        "scheduler": scheduler_summary(lease, now),
+        "now": round(now, 3),
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response

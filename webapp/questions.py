@@ -1,0 +1,104 @@
+"""The page and its feed: GET / renders the newest questions, GET /update the newer ones.
+
+Both read the process's RecentQuestions, never the database, so they cost
+no query however many pages poll. See webapp/recent.py for why a question
+is handed out only once it is VISIBILITY_LAG old.
+"""
+
+import math
+import re
+import time
+from datetime import datetime
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from webapp.db import get_recent
+from webapp.errors import error_response
+from webapp.health import ago, status_of
+from webapp.recent import StoreUnavailable
+
+bp = Blueprint("questions", __name__)
+
+PAGE_SIZE = 50  # questions rendered on the server
+TIMESTAMP_MAX_LENGTH = 32
+# Epoch seconds as a browser prints a number: 1700000000, 1700000000.123, 1.7e9.
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_WEB_SCHEMES = ("http://", "https://")
+
+
+def parse_timestamp(values):
+    """The cursor from the ?timestamp= values: epoch seconds, 0 when missing or empty.
+
+    Raises ValueError, with a message that says what to send instead.
+    """
+    if len(values) > 1:
+        raise ValueError("give timestamp once: it is a single number of epoch seconds, not a list")
+    text = values[0] if values else ""
+    if text == "":
+        return 0.0
+    if len(text) > TIMESTAMP_MAX_LENGTH:
+        raise ValueError(f"timestamp is longer than {TIMESTAMP_MAX_LENGTH} characters: send epoch seconds")
+    if not _NUMBER.fullmatch(text):
+        raise ValueError("timestamp must be epoch seconds, like 1700000000.123: the largest fetched you have")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("timestamp is too large to be epoch seconds")
+    if value < 0:
+        raise ValueError("timestamp must not be negative: send 0 (or nothing) for the newest questions")
+    return value
+
+
+@bp.get("/update")
+def update():
+    """Hand out the questions fetched after ?timestamp=, newest first."""
+    try:
+        timestamp = parse_timestamp(request.args.getlist("timestamp"))
+    except ValueError as error:
+        return error_response(400, str(error))
+    try:
+        snapshot = get_recent().snapshot()
+    except StoreUnavailable as error:
+        return error_response(503, str(error))
+    response = jsonify(snapshot.questions_after(timestamp))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/")
+def index():
+    """Render the newest questions; the page's script then polls /update for newer ones."""
+    try:
+        snapshot, unavailable = get_recent().snapshot(), None
+    except StoreUnavailable as error:
+        snapshot, unavailable = None, str(error)
+    questions = snapshot.questions_after(0, limit=PAGE_SIZE) if snapshot else []
+    now = time.time()
+    html = render_template(
+        "index.html",
+        questions=questions,
+        # The page's first cursor: the newest question it shows (0 for none: the first poll gets them all).
+        cursor=questions[0]["fetched"] if questions else 0,
+        poll_seconds=float(current_app.config["POLL_SECONDS"]),
+        now=round(now, 3),
+        status=status_of(snapshot, now) if snapshot else None,
+        unavailable=unavailable,
+    )
+    return html, 503 if unavailable else 200, {"Cache-Control": "no-store"}
+
+
+@bp.app_template_filter("web_link")
+def web_link(url):
+    """url if it is an http(s) link, else None: a javascript: link must never be clickable."""
+    return url if isinstance(url, str) and url.lower().startswith(_WEB_SCHEMES) else None
+
+
+@bp.app_template_filter("ago")
+def ago_filter(moment, now):
+    return ago(moment, now)
+
+
+@bp.app_template_filter("asked")
+def asked(question, now):
+    """How long ago a question was asked (published), else first seen."""
+    published = question.get("published")
+    return ago(datetime.fromisoformat(published).timestamp() if published else question["fetched"], now)

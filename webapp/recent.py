@@ -1,0 +1,168 @@
+"""The recent questions, kept in memory and handed out by `fetched`, so that
+`/update` costs no database query however many pages poll it.
+
+Each process keeps one RecentQuestions. Requests refresh it lazily, at most
+once per REFRESH_SECONDS: one request refreshes under a lock while the others
+go on serving the snapshot they have. A refresh reads the store's change
+version (one `_id` lookup) and queries the questions only when it moved; the
+total count and the crawl status are re-read when it moved or every few
+seconds. So the database sees a handful of queries per second per process,
+whether ten pages poll or ten thousand.
+
+Why a question is handed out only once it is VISIBILITY_LAG old:
+a page asks for the questions fetched after the largest `fetched` it has
+seen. Several writers (the scheduler, a manual `scrapy crawl`, a crawler on
+another host) stamp `fetched` before they insert, so they can commit out of
+order: a question stamped t1 may become visible after another one stamped
+t2 > t1 has been handed out, and a page whose cursor is already at t2 would
+never ask for it. The store promises that a new question, with its change
+version bump, is visible at most VISIBILITY_LAG after its `fetched` (a writer
+whose insert was slower re-stamps it). A refresh notes the time t before it
+reads anything and sets its horizon to t - VISIBILITY_LAG: every question
+stamped up to the horizon was committed and announced before the refresh
+read the version, so it is in the snapshot, and nothing can later appear at
+or below a cursor the snapshot gave out. Each snapshot is complete up to its
+own horizon, so a page whose polls land on different gunicorn workers, each
+with a snapshot of its own, misses nothing either. A re-stamped question can
+reach a page twice, which is why the page also dedupes by id. The writers'
+clocks and this server's must agree to well within VISIBILITY_LAG (NTP does).
+"""
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pymongo.errors import PyMongoError
+
+from sofeed.store import VISIBILITY_LAG
+from webapp.documents import public_question, short_reason
+
+UPDATE_LIMIT = 200  # questions in one /update answer, the newest ones
+KEEP = 1000  # questions kept in memory
+# Each read of the questions after the first goes back this long before the
+# previous read started: re-stamped questions, and writers whose clocks are
+# a little behind, still land in the cache.
+OVERLAP = timedelta(seconds=60)
+
+
+class StoreUnavailable(Exception):
+    """The database could not be read; str() says why."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one refresh read: questions newest first, and the status records."""
+
+    taken: float  # epoch seconds when the refresh started (this server's clock)
+    horizon: float  # hand out no question fetched after this
+    version: int
+    scanned: float  # when the questions were last read (the start of that refresh)
+    questions: tuple = ()  # public_question() dicts, newest first
+    count: int = 0
+    crawls: tuple = ()  # store.crawl_statuses(), most recent first
+    scheduler: dict | None = None  # store.lease("scheduler")
+    status_taken: float = 0.0
+    _keys: list = field(default_factory=list, repr=False)  # -fetched, ascending, for bisect
+
+    def questions_after(self, timestamp, limit=UPDATE_LIMIT):
+        """Questions with timestamp < fetched <= horizon, newest first, at most limit."""
+        start = bisect.bisect_left(self._keys, -self.horizon)
+        end = bisect.bisect_left(self._keys, -timestamp)
+        return list(self.questions[start : min(end, start + limit)])
+
+
+@dataclass(frozen=True)
+class Failure:
+    at: float
+    message: str
+
+
+class RecentQuestions:
+    """The newest questions of one store, refreshed lazily and shared by threads."""
+
+    def __init__(self, store, refresh_seconds=0.25, status_seconds=3.0, retry_seconds=1.0, clock=time.time):
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self.status_seconds = status_seconds
+        self.retry_seconds = max(retry_seconds, refresh_seconds)
+        # How long a request waits for the very first refresh: it answers 503 within 2 s.
+        self.first_wait = 1.8
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = None  # the latest Snapshot or Failure
+        self._good = None  # the latest Snapshot
+
+    def snapshot(self):
+        """A recent Snapshot; raises StoreUnavailable when the database is not answering."""
+        state = self._state
+        if state is None or self._due(state):
+            # Only the first requests wait; later ones serve what there is while one refreshes.
+            if self._lock.acquire(timeout=self.first_wait if state is None else 0):
+                try:
+                    if self._state is None or self._due(self._state):
+                        self._state = self._refresh()
+                finally:
+                    self._lock.release()
+            elif state is None:
+                raise StoreUnavailable("the database has not answered yet")
+            state = self._state
+        if isinstance(state, Failure):
+            raise StoreUnavailable(state.message)
+        return state
+
+    def _due(self, state):
+        age = self._clock() - (state.at if isinstance(state, Failure) else state.taken)
+        wait = self.retry_seconds if isinstance(state, Failure) else self.refresh_seconds
+        return age >= wait or age < 0  # a clock stepped back: refresh rather than stall
+
+    def _refresh(self):
+        now = self._clock()
+        try:
+            snapshot = self._read(now, self._good)
+        except PyMongoError as error:
+            return Failure(now, f"the database is unavailable: {short_reason(error)}")
+        self._good = snapshot
+        return snapshot
+
+    def _read(self, now, previous):
+        version = self.store.change_version()
+        moved = previous is None or version != previous.version
+        if not moved:
+            questions, keys, scanned = previous.questions, previous._keys, previous.scanned
+        else:
+            scanned = now
+            if previous is None or version < previous.version:  # first time, or the database was reset
+                docs, known = self.store.recent_questions(None, limit=KEEP), ()
+            else:
+                since = datetime.fromtimestamp(previous.scanned, UTC) - OVERLAP
+                docs, known = self.store.recent_questions(since), previous.questions
+            questions = self._merge(known, docs)
+            keys = [-question["fetched"] for question in questions]
+        status = previous if previous is not None and not self._status_due(now, previous, moved) else None
+        return Snapshot(
+            taken=now,
+            horizon=now - VISIBILITY_LAG.total_seconds(),
+            version=version,
+            scanned=scanned,
+            questions=questions,
+            count=self.store.count_questions() if status is None else status.count,
+            crawls=tuple(self.store.crawl_statuses()) if status is None else status.crawls,
+            scheduler=self.store.lease("scheduler") if status is None else status.scheduler,
+            status_taken=now if status is None else status.status_taken,
+            _keys=keys,
+        )
+
+    def _status_due(self, now, previous, moved):
+        """Whether to re-read count and crawl status: every status_seconds, sooner if questions came in."""
+        age = now - previous.status_taken
+        return age < 0 or age >= self.status_seconds or (moved and age >= min(1.0, self.status_seconds))
+
+    @staticmethod
+    def _merge(known, docs):
+        """known questions plus docs, by id (a re-read one replaces it), newest KEEP first."""
+        by_id = {question["id"]: question for question in known}
+        by_id.update((doc["_id"], public_question(doc)) for doc in docs)
+        newest = sorted(by_id.values(), key=lambda q: (q["fetched"], q["id"]), reverse=True)
+        return tuple(newest[:KEEP])

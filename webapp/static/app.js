@@ -1,0 +1,237 @@
+// sofeed's live page: new questions appear without a reload.
+//
+// The page polls /update?timestamp=<cursor>. The cursor is the largest
+// `fetched` the server has sent (first the one embedded in the page), never
+// the browser's clock, and questions are deduplicated by id. Feed text is
+// only ever set with textContent or setAttribute, and a link is clickable
+// only if it is http(s). After an error the page backs off, says
+// "reconnecting…", and keeps trying until the server answers again.
+// The status line comes from /status; relative times use the server's clock,
+// estimated from its `now`.
+"use strict";
+
+(function () {
+  const feed = document.getElementById("feed");
+  const list = document.getElementById("questions");
+  const empty = document.getElementById("empty");
+  const connection = document.getElementById("connection");
+  const announcer = document.getElementById("announcer");
+  const countText = document.getElementById("count");
+  const lastCrawlText = document.getElementById("last-crawl");
+  const nextCrawlText = document.getElementById("next-crawl");
+
+  const pollMs = Math.max(100, parseFloat(feed.dataset.pollSeconds) * 1000 || 5000);
+  const maxBackoffMs = Math.max(pollMs, Math.min(30000, pollMs * 8));
+  const statusEveryMs = Math.max(pollMs, 2000);
+  const requestTimeoutMs = Math.max(10000, pollMs * 2);
+  const maxShown = 500;
+  const maxRemembered = 5000;
+  const baseTitle = document.title;
+
+  let cursor = parseFloat(feed.dataset.cursor) || 0;
+  let serverOffsetMs = parseFloat(feed.dataset.now) * 1000 - Date.now() || 0;
+  let failures = 0;
+  let hiddenArrivals = 0;
+  let lastStatusAt = 0;
+  let lastStatus = null;
+  const seen = new Set(Array.from(list.children, (item) => item.dataset.id));
+
+  function serverNow() {
+    return Date.now() + serverOffsetMs;
+  }
+
+  function ago(epochMs) {
+    const seconds = Math.max(0, (serverNow() - epochMs) / 1000);
+    if (seconds < 10) return "just now";
+    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d ago";
+    if (seconds >= 3600) return Math.floor(seconds / 3600) + " h ago";
+    if (seconds >= 60) return Math.floor(seconds / 60) + " min ago";
+    return Math.floor(seconds) + " s ago";
+  }
+
+  function until(epochMs) {
+    const seconds = (epochMs - serverNow()) / 1000;
+    if (seconds < 1) return "due now";
+    if (seconds < 60) return "in " + Math.ceil(seconds) + " s";
+    return "in " + Math.ceil(seconds / 60) + " min";
+  }
+
+  function webLink(url) {
+    return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function linkOrText(url, className, text) {
+    const href = webLink(url);
+    const node = element(href ? "a" : "span", className, text);
+    if (href) {
+      node.setAttribute("href", href);
+      node.setAttribute("rel", "noopener noreferrer");
+    }
+    return node;
+  }
+
+  // The same markup as the server renders in templates/index.html.
+  function renderQuestion(q) {
+    const item = element("li", "question");
+    item.dataset.id = q.id;
+    item.dataset.fetched = String(q.fetched);
+
+    const votes = element("div", "votes");
+    votes.append(element("span", "rank", q.rank === null || q.rank === undefined ? 0 : q.rank));
+    votes.append(element("span", "votes-label", "votes"));
+
+    const body = element("div", "body");
+    const title = element("h2", "title");
+    title.append(linkOrText(q.link, webLink(q.link) ? "" : "not-a-link", q.title));
+    body.append(title);
+    if (q.link && !webLink(q.link)) {
+      const odd = element("p", "odd-link", "link (not http or https, so not clickable): ");
+      odd.append(element("span", "link-text", q.link));
+      body.append(odd);
+    }
+    if (q.summary_text) body.append(element("p", "summary", q.summary_text));
+
+    const details = element("div", "details");
+    const tags = element("ul", "tags");
+    for (const tag of Array.isArray(q.tags) ? q.tags : []) tags.append(element("li", "tag", tag));
+    const meta = element("p", "meta");
+    meta.append(linkOrText(q.author_uri, "author", q.author || "anonymous"));
+    meta.append(document.createTextNode(" asked "));
+    const time = element("time");
+    time.setAttribute("datetime", q.published || "");
+    time.dataset.fetched = String(q.fetched);
+    meta.append(time);
+    details.append(tags, meta);
+    body.append(details);
+
+    item.append(votes, body);
+    refreshTime(time);
+    return item;
+  }
+
+  function refreshTime(time) {
+    const published = Date.parse(time.getAttribute("datetime") || "");
+    const moment = Number.isNaN(published) ? parseFloat(time.dataset.fetched) * 1000 : published;
+    time.textContent = ago(moment);
+  }
+
+  function refreshTimes() {
+    for (const time of list.querySelectorAll("time")) refreshTime(time);
+    renderStatus();
+  }
+
+  function receive(questions) {
+    const arrivals = [];
+    for (const q of questions) {
+      if (!q || typeof q.id !== "string" || typeof q.fetched !== "number") continue;
+      if (q.fetched > cursor) cursor = q.fetched;
+      if (seen.has(q.id)) continue; // a question re-stamped by a slow writer comes twice
+      seen.add(q.id);
+      arrivals.push(q);
+    }
+    if (arrivals.length === 0) return;
+    // Newest first from the server: prepend the oldest first, so the newest ends on top.
+    for (let i = arrivals.length - 1; i >= 0; i--) {
+      const item = renderQuestion(arrivals[i]);
+      item.classList.add("fresh");
+      item.addEventListener("animationend", () => item.classList.remove("fresh"), { once: true });
+      list.prepend(item);
+    }
+    while (list.children.length > maxShown) list.lastElementChild.remove();
+    for (const id of seen) {
+      if (seen.size <= maxRemembered) break;
+      seen.delete(id);
+    }
+    empty.hidden = true;
+    announcer.textContent =
+      arrivals.length === 1 ? "New question: " + arrivals[0].title : arrivals.length + " new questions";
+    if (document.hidden) {
+      hiddenArrivals += arrivals.length;
+      document.title = "(" + hiddenArrivals + ") " + baseTitle;
+    }
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url, {
+      cache: "no-store",
+      headers: { Accept: "application/json" },
+      signal: AbortSignal.timeout(requestTimeoutMs),
+    });
+    if (!response.ok) throw new Error(url + " answered " + response.status);
+    return response.json();
+  }
+
+  async function poll() {
+    let delay = pollMs;
+    try {
+      const questions = await getJson(feed.dataset.updateUrl + "?timestamp=" + encodeURIComponent(String(cursor)));
+      if (!Array.isArray(questions)) throw new Error("/update did not answer a list");
+      receive(questions);
+      failures = 0;
+      connection.hidden = true;
+    } catch (error) {
+      failures += 1;
+      connection.hidden = false;
+      delay = Math.min(pollMs * 2 ** failures, maxBackoffMs) * (0.9 + 0.2 * Math.random());
+    }
+    if (Date.now() - lastStatusAt >= statusEveryMs) pollStatus();
+    window.setTimeout(poll, delay);
+  }
+
+  async function pollStatus() {
+    lastStatusAt = Date.now();
+    try {
+      const status = await getJson(feed.dataset.statusUrl);
+      if (typeof status.now === "number") serverOffsetMs = status.now * 1000 - Date.now();
+      lastStatus = status;
+      renderStatus();
+    } catch (error) {
+      // /update's failures already show "reconnecting…".
+    }
+  }
+
+  function renderStatus() {
+    const status = lastStatus;
+    if (!status) return;
+    if (typeof status.questions === "number") {
+      countText.textContent = status.questions.toLocaleString("en") + " questions";
+    }
+    const crawl = status.last_crawl;
+    if (crawl) {
+      const when = typeof crawl.finished === "number" ? crawl.finished : crawl.started;
+      let text = "last crawl " + (typeof when === "number" ? ago(when * 1000) : "");
+      if (crawl.outcome) text += " · " + String(crawl.outcome).replace(/_/g, " ");
+      if (crawl.outcome === "ok" && typeof crawl.new === "number") text += " (" + crawl.new + " new)";
+      lastCrawlText.textContent = text;
+      lastCrawlText.classList.toggle("bad", crawl.ok === false);
+    } else {
+      lastCrawlText.textContent = "no crawl yet";
+    }
+    const scheduler = status.scheduler;
+    if (scheduler && scheduler.active && typeof status.next_crawl === "number") {
+      nextCrawlText.textContent = "next crawl " + until(status.next_crawl * 1000);
+    } else {
+      nextCrawlText.textContent = scheduler && scheduler.active ? "" : "scheduler not running";
+    }
+    nextCrawlText.classList.toggle("bad", !(scheduler && scheduler.active));
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) {
+      hiddenArrivals = 0;
+      document.title = baseTitle;
+    }
+  });
+
+  refreshTimes();
+  pollStatus();
+  window.setInterval(refreshTimes, 5000);
+  window.setTimeout(poll, pollMs);
+})();
