@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export FERRETDB_TELEMETRY := disable
 
-.PHONY: setup test lint run crawl db db-stop clean
+.PHONY: setup test lint run demo screenshot crawl db db-stop clean
 
 setup: $(INSTALLED) $(FERRETDB) $(CHROMIUM)
 
@@ -50,7 +50,18 @@ db-stop:
 crawl: db
 	$(VENV)/bin/scrapy crawl sofeed
 
-run: crawl
+# Everything: the local FerretDB (unless MONGO_URI is set), the scheduler and
+# the web app; prints the URL. Ctrl-C stops them all.
+run: setup
+	$(PYTHON) tools/launch.py
+
+# The same, crawling a simulated feed that publishes a question every few seconds.
+demo: setup
+	$(PYTHON) tools/launch.py --demo
+
+# Save a screenshot of the live page, from the browser test, for the README.
+screenshot: setup
+	SOFEED_SCREENSHOT=docs/screenshot.png $(PYTHON) -m pytest -q tests/test_page_in_chromium.py -k screenshot
 
 clean:
 	-[ -x $(PYTHON) ] && $(PYTHON) tools/localdb.py stop
