@@ -1,6 +1,8 @@
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.helpers import question_fields
 from webapp import create_app, db
 from webapp.health import ago
@@ -80,12 +82,16 @@ def test_healthz_says_the_scheduler_is_inactive_once_its_lease_expired(client, s
     assert client.get("/healthz").json["scheduler"]["active"] is False
 
 
-def test_healthz_answers_503_json_when_the_database_is_unreachable():
+@pytest.fixture
+def down_client():
+    """A test client of an app whose database does not answer."""
     app = down_app()
-    try:
-        response = app.test_client().get("/healthz")
-    finally:
-        db.close(app)
+    yield app.test_client()
+    db.close(app)
+
+
+def test_healthz_answers_503_json_when_the_database_is_unreachable(down_client):
+    response = down_client.get("/healthz")
     assert response.status_code == 503
     assert response.json["database"] == {"ok": False}
     assert response.json["error"].startswith("the database is unavailable")
@@ -112,12 +118,8 @@ def test_status_reports_count_last_and_next_crawl_and_scheduler(client, store, e
     assert before - 1 <= body["now"] <= time.time() + 1
 
 
-def test_status_answers_503_json_when_the_database_is_unreachable():
-    app = down_app()
-    try:
-        response = app.test_client().get("/status")
-    finally:
-        db.close(app)
+def test_status_answers_503_json_when_the_database_is_unreachable(down_client):
+    response = down_client.get("/status")
     assert response.status_code == 503
     assert set(response.json) == {"error"}
 
