@@ -165,33 +165,37 @@ class Store:
         `fetched` never changes (unless a slow insert re-stamps it).
 
         Every crawl sees mostly known questions, and on FerretDB any update
-        of `questions` scans it (a third of a second at 100,000 questions),
-        while an insert and its duplicate-key check use the unique `_id`
-        index. So the insert comes first, and a known question is compared
-        with its copy in the small `recent` collection: only a real change
-        is written.
+        or query of `questions` scans it (a third of a second at 100,000
+        questions), while an insert and its duplicate-key check use the
+        unique `_id` index. So a question is first looked up in the small
+        `recent` collection: a known, unchanged one costs that one lookup.
+        Anything else is inserted, and only a real change is written.
         """
         key = question_key(fields.get("entry_id"), fields.get("link"))
+        mutable = {name: fields.get(name) for name in MUTABLE_FIELDS}
+        copy = self.recent.find_one({"_id": key}, dict.fromkeys(MUTABLE_FIELDS, 1))
+        if copy is not None:
+            if any(copy.get(name) != value for name, value in mutable.items()):
+                self._refresh(key, mutable, also_recent=True)
+            return False
         now = self._clock()
-        question = {"_id": key, **{name: fields.get(name) for name in FIXED_FIELDS + MUTABLE_FIELDS}}
+        question = {"_id": key, **{name: fields.get(name) for name in FIXED_FIELDS}, **mutable}
         question.update(fetched=now, last_changed=now)
         started = self._timer()
         try:
             self.questions.insert_one(question)
         except DuplicateKeyError:
-            self._refresh(key, {name: fields.get(name) for name in MUTABLE_FIELDS}, now)
+            # Known, but older than `recent` keeps, or just stored by another writer.
+            self._refresh(key, mutable, also_recent=False)
             return False
         self._announce(question, started)
         return True
 
-    def _refresh(self, key, mutable, now):
-        """Write a known question's mutable fields, if they differ from its recent copy."""
-        copy = self.recent.find_one({"_id": key}, dict.fromkeys(MUTABLE_FIELDS, 1))
-        if copy is not None and all(copy.get(name) == value for name, value in mutable.items()):
-            return
-        self.questions.update_one({"_id": key}, {"$set": {**mutable, "last_changed": now}})
-        if copy is not None:
-            self.recent.update_one({"_id": key}, {"$set": {**mutable, "last_changed": now}})
+    def _refresh(self, key, mutable, also_recent):
+        changes = {"$set": {**mutable, "last_changed": self._clock()}}
+        self.questions.update_one({"_id": key}, changes)
+        if also_recent:
+            self.recent.update_one({"_id": key}, changes)
 
     def _announce(self, question, started):
         """Copy a new question into `recent` and count it; re-stamp it if that was slow.
