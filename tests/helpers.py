@@ -13,6 +13,7 @@ from scrapy.utils.test import get_crawler
 from sofeed import settings as project_settings
 from sofeed.middlewares import FEED_META
 from sofeed.spiders.sofeed import SofeedSpider
+from sofeed.store import question_key
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -38,6 +39,14 @@ def question_fields(**changes):
         "summary_text": "My ingress answers 404 for every path once the load balancer is in front.",
     }
     return {**fields, **changes}
+
+
+def save_numbered(store, n, **changes):
+    """Save question n (entry id .../q/n, title "Question n") through the store; return its document."""
+    changes = {"entry_id": f"https://stackoverflow.com/q/{n}", "title": f"Question {n}", **changes}
+    fields = question_fields(**changes)
+    store.save_question(fields)
+    return store.questions.find_one({"_id": question_key(fields["entry_id"])})
 
 
 def make_spider(**settings):

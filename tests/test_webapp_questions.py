@@ -6,7 +6,7 @@ import pytest
 from markupsafe import escape
 
 from sofeed.store import question_key
-from tests.helpers import question_fields
+from tests.helpers import save_numbered
 from webapp import create_app, db
 from webapp.questions import parse_timestamp
 
@@ -18,19 +18,12 @@ HOSTILE = {
 }
 
 
-def save(store, n, **changes):
-    changes = {"entry_id": f"https://stackoverflow.com/q/{n}", "title": f"Question {n}", **changes}
-    fields = question_fields(**changes)
-    store.save_question(fields)
-    return store.questions.find_one({"_id": question_key(fields["entry_id"])})
-
-
 def epoch(doc):
     return round(doc["fetched"].timestamp(), 3)
 
 
 def test_update_hands_out_every_contract_field_with_its_type(client, earlier_store):
-    doc = save(earlier_store, 1)
+    doc = save_numbered(earlier_store, 1)
     response = client.get("/update?timestamp=0")
     assert response.status_code == 200
     [question] = response.json
@@ -52,7 +45,7 @@ def test_update_hands_out_every_contract_field_with_its_type(client, earlier_sto
 
 
 def test_update_lists_questions_newest_first_after_the_timestamp(client, earlier_store):
-    docs = [save(earlier_store, n) for n in range(6)]
+    docs = [save_numbered(earlier_store, n) for n in range(6)]
     everything = client.get("/update").json
     assert [q["id"] for q in everything] == [doc["_id"] for doc in reversed(docs)]
     later = client.get(f"/update?timestamp={epoch(docs[3])}").json
@@ -61,18 +54,18 @@ def test_update_lists_questions_newest_first_after_the_timestamp(client, earlier
 
 
 def test_a_missing_or_empty_timestamp_means_every_question(client, earlier_store):
-    docs = [save(earlier_store, n) for n in range(3)]
+    docs = [save_numbered(earlier_store, n) for n in range(3)]
     assert len(client.get("/update").json) == len(client.get("/update?timestamp=").json) == len(docs)
 
 
 def test_an_integer_timestamp_counts_as_epoch_seconds(client, earlier_store):
-    doc = save(earlier_store, 1)
+    doc = save_numbered(earlier_store, 1)
     assert len(client.get(f"/update?timestamp={int(epoch(doc)) - 1}").json) == 1
     assert client.get(f"/update?timestamp={int(epoch(doc)) + 1}").json == []
 
 
 def test_update_hands_out_at_most_the_200_newest_questions(client, earlier_store):
-    docs = [save(earlier_store, n) for n in range(205)]
+    docs = [save_numbered(earlier_store, n) for n in range(205)]
     answer = client.get("/update?timestamp=0").json
     assert [q["id"] for q in answer] == [doc["_id"] for doc in reversed(docs[5:])]
     assert earlier_store.count_questions() == 205
@@ -101,7 +94,7 @@ def test_update_hands_out_at_most_the_200_newest_questions(client, earlier_store
     ],
 )
 def test_a_bad_timestamp_gets_400_with_a_json_error(client, earlier_store, query):
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     response = client.get(f"/update?{query}")
     assert response.status_code == 400
     assert response.is_json
@@ -139,7 +132,7 @@ def test_update_answers_503_json_within_two_seconds_when_the_database_is_down():
 
 
 def test_the_page_renders_the_newest_50_questions_and_embeds_the_cursor(client, app, earlier_store):
-    docs = [save(earlier_store, n) for n in range(55)]
+    docs = [save_numbered(earlier_store, n) for n in range(55)]
     response = client.get("/")
     assert response.status_code == 200
     page = response.text
@@ -157,7 +150,9 @@ def test_the_page_of_an_empty_database_starts_its_cursor_at_zero(client):
 
 
 def test_the_page_shows_hostile_feed_text_as_text(client, earlier_store):
-    save(earlier_store, 1, tags=["<b>tag</b>"], summary_text="<script>window.__xss=4</script>", **HOSTILE)
+    save_numbered(
+        earlier_store, 1, tags=["<b>tag</b>"], summary_text="<script>window.__xss=4</script>", **HOSTILE
+    )
     page = client.get("/").text
     for text in (*HOSTILE.values(), "<b>tag</b>", "<script>window.__xss=4</script>"):
         assert str(escape(text)) in page
@@ -168,7 +163,7 @@ def test_the_page_shows_hostile_feed_text_as_text(client, earlier_store):
 
 
 def test_the_page_has_no_inline_script_or_handler(client, earlier_store):
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     page = client.get("/").text
     assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/app.js" defer>']
     assert not re.search(r"\son[a-z]+=", page)
@@ -189,5 +184,5 @@ def test_the_page_still_renders_when_the_database_is_down():
 
 
 def test_the_page_says_when_a_question_was_asked(client, earlier_store):
-    save(earlier_store, 1, published=datetime.now(UTC).replace(microsecond=0))
+    save_numbered(earlier_store, 1, published=datetime.now(UTC).replace(microsecond=0))
     assert ">just now</time>" in client.get("/").text

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sofeed.store import VISIBILITY_LAG, Store, question_key
-from tests.helpers import question_fields
+from sofeed.store import VISIBILITY_LAG, Store
+from tests.helpers import save_numbered
 from webapp import recent
 from webapp.recent import OVERLAP, RecentQuestions, StoreUnavailable
 
@@ -50,19 +50,12 @@ def counting(store, database_name):
     return CountingStore(store.client, database_name)
 
 
-def save(store, n, **changes):
-    changes = {"entry_id": f"https://stackoverflow.com/q/{n}", "title": f"Question {n}", **changes}
-    fields = question_fields(**changes)
-    store.save_question(fields)
-    return store.questions.find_one({"_id": question_key(fields["entry_id"])})
-
-
 def ids(questions):
     return [question["id"] for question in questions]
 
 
 def test_a_question_is_handed_out_only_once_visibility_lag_has_passed_since_its_fetched(store):
-    doc = save(store, 1)
+    doc = save_numbered(store, 1)
     fetched = doc["fetched"].timestamp()
     clock = Clock(fetched + LAG - 0.001)
     cache = RecentQuestions(store, refresh_seconds=0, clock=clock)
@@ -72,7 +65,7 @@ def test_a_question_is_handed_out_only_once_visibility_lag_has_passed_since_its_
 
 
 def test_questions_after_a_timestamp_are_the_later_ones_newest_first(earlier_store):
-    docs = [save(earlier_store, n) for n in range(5)]
+    docs = [save_numbered(earlier_store, n) for n in range(5)]
     snapshot = RecentQuestions(earlier_store).snapshot()
     assert ids(snapshot.questions_after(0)) == [doc["_id"] for doc in reversed(docs)]
     cursor = round(docs[2]["fetched"].timestamp(), 3)
@@ -81,7 +74,7 @@ def test_questions_after_a_timestamp_are_the_later_ones_newest_first(earlier_sto
 
 
 def test_many_requests_at_one_moment_cost_one_version_lookup_and_one_query(earlier_store, counting):
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     cache = RecentQuestions(counting, refresh_seconds=0.25, clock=Clock(time.time()))
     for _ in range(50):
         cache.snapshot()
@@ -90,7 +83,7 @@ def test_many_requests_at_one_moment_cost_one_version_lookup_and_one_query(earli
 
 
 def test_questions_are_read_again_only_when_the_change_version_moved(earlier_store, counting):
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     clock = Clock(time.time())
     cache = RecentQuestions(counting, refresh_seconds=0.25, clock=clock)
     first = cache.snapshot()
@@ -99,7 +92,7 @@ def test_questions_are_read_again_only_when_the_change_version_moved(earlier_sto
     assert counting.calls["change_version"] == 2
     assert counting.calls["recent_questions"] == 1
 
-    save(earlier_store, 2)
+    save_numbered(earlier_store, 2)
     clock.now += 0.25
     assert len(cache.snapshot().questions) == 2
     assert counting.calls["recent_questions"] == 2
@@ -114,7 +107,7 @@ def test_the_count_is_read_again_when_questions_came_in_or_every_status_seconds(
     clock.now += 1.0
     assert cache.snapshot().count == 0
     assert counting.calls["count_questions"] == 1
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     clock.now += 1.0
     assert cache.snapshot().count == 1
     clock.now += 3.0
@@ -123,7 +116,7 @@ def test_the_count_is_read_again_when_questions_came_in_or_every_status_seconds(
 
 
 def test_a_re_stamped_question_moves_to_its_new_fetched_and_is_handed_out_again(earlier_store):
-    docs = [save(earlier_store, n) for n in range(3)]
+    docs = [save_numbered(earlier_store, n) for n in range(3)]
     cache = RecentQuestions(earlier_store, refresh_seconds=0)
     cursor = cache.snapshot().questions_after(0)[0]["fetched"]
     # What a writer whose insert was slow does: a fresh fetched, and a version bump.
@@ -138,15 +131,15 @@ def test_a_re_stamped_question_moves_to_its_new_fetched_and_is_handed_out_again(
 
 def test_the_cache_keeps_only_the_newest_questions(earlier_store, monkeypatch):
     monkeypatch.setattr(recent, "KEEP", 3)
-    docs = [save(earlier_store, n) for n in range(5)]
+    docs = [save_numbered(earlier_store, n) for n in range(5)]
     cache = RecentQuestions(earlier_store, refresh_seconds=0)
     assert ids(cache.snapshot().questions) == [doc["_id"] for doc in docs[:1:-1]]
-    docs.append(save(earlier_store, 5))
+    docs.append(save_numbered(earlier_store, 5))
     assert ids(cache.snapshot().questions) == [doc["_id"] for doc in docs[:2:-1]]
 
 
 def test_a_database_that_was_emptied_empties_the_cache(earlier_store):
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     cache = RecentQuestions(earlier_store, refresh_seconds=0)
     assert len(cache.snapshot().questions) == 1
     for collection in (earlier_store.questions, earlier_store.recent, earlier_store.changes):
@@ -158,7 +151,7 @@ def test_a_clock_that_steps_back_refreshes_instead_of_serving_a_stale_snapshot(e
     clock = Clock(time.time())
     cache = RecentQuestions(earlier_store, refresh_seconds=60, clock=clock)
     cache.snapshot()
-    save(earlier_store, 1)
+    save_numbered(earlier_store, 1)
     clock.now -= 3600
     assert len(cache.snapshot().questions) == 1
 
