@@ -149,7 +149,7 @@ def test_a_feed_disallowed_by_robots_txt_is_not_fetched_and_the_override_is_name
     assert store.questions.count_documents({}) == 0
 
 
-def test_an_unreachable_database_fails_the_crawl_within_seconds_and_the_next_crawl_loses_nothing(
+def test_an_unreachable_database_fails_the_crawl_before_fetching_and_the_next_crawl_loses_nothing(
     crawl, feed_server, store
 ):
     url = feed_server.serve_feed("/feeds", FEED_30, etag='"v1"')
@@ -159,6 +159,7 @@ def test_an_unreachable_database_fails_the_crawl_within_seconds_and_the_next_cra
     [error] = down.errors
     assert "MongoDB at mongodb://127.0.0.1:9 is unavailable" in error
     assert "'finish_reason': 'mongodb_unavailable'" in down.log
+    assert feed_server.requests_for("/feeds") == []  # nothing fetched that could not be stored
     recovered = crawl(url)
     assert recovered.stat("sofeed/new") == 30
     assert stored_ids(store) == ids_of(THIRTY)
