@@ -14,6 +14,9 @@ Otherwise the next crawl's answer could be a 304 for a document we never
 read whole, and the questions we missed would be lost.
 
 CrawlDeadlineMiddleware: no download outlives the crawl's deadline.
+
+SharedRobotsTxtMiddleware: robots.txt, read once an hour per site for the
+whole process instead of once per crawl.
 """
 
 import logging
@@ -23,7 +26,9 @@ from email.utils import parsedate_to_datetime
 
 from pymongo.errors import PyMongoError
 from scrapy import signals
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
 
 from sofeed.outage import close_crawl_for_outage
 
@@ -161,6 +166,35 @@ class CrawlDeadlineMiddleware:
             raise IgnoreRequest(f"the crawl's time is up: {request.url} not fetched")
         request.meta["download_timeout"] = min(request.meta.get("download_timeout", remaining), remaining)
         return None
+
+
+# netloc -> (time.monotonic() until which it is kept, parsed robots.txt), for the process.
+_ROBOTS_KEPT = {}
+
+
+class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """Obey robots.txt, keeping each site's for SOFEED_ROBOTSTXT_KEEP_SECONDS across crawls.
+
+    Scrapy's middleware keeps robots.txt for one crawl. The scheduler crawls
+    in one process every 30 seconds, so it would fetch robots.txt as often as
+    the feed. A robots.txt that could not be fetched is not kept: the next
+    crawl asks again.
+    """
+
+    def __init__(self, crawler, clock=time.monotonic):
+        super().__init__(crawler)
+        self.keep_seconds = crawler.settings.getfloat("SOFEED_ROBOTSTXT_KEEP_SECONDS")
+        self.clock = clock
+
+    async def robot_parser(self, request):
+        netloc = urlparse_cached(request).netloc
+        kept = _ROBOTS_KEPT.get(netloc)
+        if kept is not None and kept[0] > self.clock():
+            return kept[1]
+        parser = await super().robot_parser(request)
+        if parser is not None:
+            _ROBOTS_KEPT[netloc] = (self.clock() + self.keep_seconds, parser)
+        return parser
 
 
 def _header(response, name):

@@ -53,10 +53,17 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 # (100), so a feed that must wait costs not even a robots.txt request.
 # CrawlDeadlineMiddleware runs after DownloadTimeoutMiddleware (350), to cap
 # the timeout that one sets by the deadline the scheduler gives each crawl.
+# SharedRobotsTxtMiddleware takes the stock one's place, to keep robots.txt
+# across the scheduler's crawls.
 DOWNLOADER_MIDDLEWARES = {
     "sofeed.middlewares.FeedStateMiddleware": 50,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "sofeed.middlewares.SharedRobotsTxtMiddleware": 100,
     "sofeed.middlewares.CrawlDeadlineMiddleware": 360,
 }
+
+# How long the scheduler's process keeps a site's robots.txt.
+SOFEED_ROBOTSTXT_KEEP_SECONDS = 3600
 
 # Validate entries, then store them.
 ITEM_PIPELINES = {

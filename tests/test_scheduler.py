@@ -107,6 +107,8 @@ def test_the_scheduler_crawls_again_and_again_and_the_next_crawl_stores_a_feed_c
     assert set(after_change[1:]) == {'"six"'}
     assert stored_ids(store) == Counter(entry.entry_id for entry in SIX)
     assert sum("HTTP 200, 1 new, 5 duplicate, 0 invalid" in line for line in scheduler.crawl_lines()) == 1
+    # robots.txt is kept across crawls, not fetched as often as the feed.
+    assert len(feed_server.requests_for("/robots.txt")) == 1
 
 
 def test_a_feed_slower_than_the_interval_is_cut_off_and_crawls_never_overlap(start_scheduler, feed_server):
