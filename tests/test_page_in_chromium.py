@@ -11,9 +11,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from sofeed.store import VISIBILITY_LAG, Store, StrictClock
-from tests.browser import VISIBILITY_SWITCH, FeedSimulator, WebApp, http, launch_chromium, start_scheduler
-from tests.browser import wait_until as wait_for
+from tests.browser import VISIBILITY_SWITCH, launch_chromium
 from tests.helpers import ROOT, question_fields
+from tests.processes import FeedSimulator, WebApp, http, start_scheduler
+from tests.processes import wait_until as wait_for
 from tools import localdb
 
 POLL_SECONDS = 0.5

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -16,49 +15,10 @@ from sofeed.store import Store
 from tests.atomfeed import render_feed, sample_entries
 from tests.feed_server import Reply
 from tests.helpers import ROOT
-from tools import localdb
+from tests.processes import PrivateFerretDB, Scheduler, wait_until
 
 FIVE = sample_entries(5)
 SIX = sample_entries(6)  # the same five, and a newer one on top
-
-
-def wait_until(condition, timeout=20, step=0.05):
-    """Poll condition until it is true; fail the test if it never is."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {condition.__doc__ or condition}")
-        time.sleep(step)
-    return value
-
-
-class Scheduler:
-    """A running `python scheduler.py` and its log."""
-
-    def __init__(self, process, log_path):
-        self.process = process
-        self.log_path = log_path
-
-    def log(self):
-        return self.log_path.read_text()
-
-    def lines(self, text):
-        return [line for line in self.log().splitlines() if text in line]
-
-    def crawl_lines(self):
-        return [line for line in self.log().splitlines() if " sofeed.scheduling.loop: feed " in line]
-
-    def children(self):
-        """Processes whose parent is the scheduler."""
-        found = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                found.append(stat.parent.name)
-        return found
 
 
 @pytest.fixture
@@ -165,29 +125,6 @@ def test_sigterm_during_a_slow_crawl_exits_with_status_0_within_5_seconds_and_le
     assert scheduler.process.wait(timeout=5) == 0
     assert scheduler.lines("stopping")
     assert scheduler.lines("released the crawl lease")
-
-
-class PrivateFerretDB:
-    """A FerretDB of one test's own, which the test stops and starts again."""
-
-    def __init__(self, folder):
-        folder.mkdir()
-        self.data = folder / "data"
-        self.log = open(folder / "ferretdb.log", "w")  # noqa: SIM115 (closed by the fixture)
-        self.process = None
-        self.listen = "127.0.0.1:0"
-
-    def start(self):
-        self.process, uri = localdb.launch(self.data, listen=self.listen, log=self.log, tied=True)
-        self.listen = uri.removeprefix("mongodb://").rstrip("/")  # the same port when started again
-        return uri
-
-    def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
-            self.process.stdin.close()
-            self.process = None
 
 
 @pytest.fixture
