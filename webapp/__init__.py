@@ -19,8 +19,12 @@ DEFAULTS = {
     "MONGO_DATABASE": "stack_questions",
     # Fail a database call after this long, so /update answers 503 within 2 s.
     "MONGO_TIMEOUT_MS": 1500,
-    # How often the page polls /update.
+    # How often the page polls /update when it cannot hold a stream of /events.
     "POLL_SECONDS": 5.0,
+    # Live /events streams per process (each holds a gunicorn thread; the rest poll),
+    # and how long one lasts before the browser reconnects.
+    "STREAMS_PER_PROCESS": 8,
+    "STREAM_SECONDS": 300.0,
     # How often, at most, a process re-reads the database for all its clients.
     "REFRESH_SECONDS": 0.25,
     # How often the question count and the crawl status are re-read.
@@ -42,10 +46,11 @@ def create_app(config=None):
     if not float(poll) > 0:
         raise ValueError(f"POLL_SECONDS must be a positive number of seconds, like 5; not {poll!r}")
 
-    from webapp import db, errors, health, questions
+    from webapp import db, errors, health, questions, stream
 
     db.init_app(app)
     errors.init_app(app)
     app.register_blueprint(questions.bp)
     app.register_blueprint(health.bp)
+    stream.init_app(app)
     return app

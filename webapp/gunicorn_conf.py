@@ -11,6 +11,7 @@ of recent questions, so the database sees two readers, however many pages.
 """
 
 import os
+import signal
 
 wsgi_app = "webapp:create_app()"
 bind = [f"{os.environ.get('SOFEED_HOST', '127.0.0.1')}:{os.environ.get('SOFEED_PORT', '8000')}"]
@@ -24,6 +25,7 @@ worker_connections = 1000
 
 # A request never takes long: /update answers 503 within 2 s when the
 # database is down. A worker silent for 30 s is stuck, and is replaced.
+# (The /events streams are long, but they end when the worker stops: below.)
 timeout = 30
 graceful_timeout = 10
 # Longer than the page's poll interval, so a polling page keeps its connection.
@@ -37,3 +39,28 @@ loglevel = os.environ.get("SOFEED_LOG_LEVEL", "info")
 # No runtime control socket: a second instance on this machine (the tests,
 # another checkout) would fight over its default path in $HOME.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """End the worker's /events streams when it is told to stop.
+
+    gthread waits for running requests before it exits, and a stream runs
+    for minutes: without this, stopping gunicorn would wait out
+    graceful_timeout and then kill the worker.
+    """
+    from webapp.stream import stop_streams
+
+    stop_worker = worker.handle_exit
+
+    def handle_exit(signum, frame):
+        stop_streams(worker.wsgi)
+        stop_worker(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+
+
+def worker_int(worker):
+    """SIGINT or SIGQUIT (Ctrl-C): the worker exits at once, so its streams end too."""
+    from webapp.stream import stop_streams
+
+    stop_streams(worker.wsgi)

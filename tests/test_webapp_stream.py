@@ -1,0 +1,136 @@
+import json
+import signal
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.helpers import save_numbered
+from tests.processes import WebApp
+from webapp import create_app, db
+from webapp.stream import stop_streams
+
+
+def read_events(response, count):
+    """The first count events of a streamed response, as (name, data, id); then it is closed."""
+    events, buffer = [], b""
+    chunks = iter(response.response)
+    while len(events) < count:
+        buffer += next(chunks)
+        while b"\n\n" in buffer and len(events) < count:
+            block, buffer = buffer.split(b"\n\n", 1)
+            lines = [line for line in block.decode().splitlines() if not line.startswith(":")]
+            fields = dict(line.split(": ", 1) for line in lines)
+            if "event" in fields:
+                events.append((fields["event"], json.loads(fields["data"]), fields.get("id")))
+    response.close()
+    return events
+
+
+def stream(client, query="", **headers):
+    return client.get("/events" + query, headers=headers, buffered=False)
+
+
+def test_the_stream_pushes_what_update_answers_with_the_newest_fetched_as_its_id(client, earlier_store):
+    docs = [save_numbered(earlier_store, n) for n in range(3)]
+    response = stream(client, "?timestamp=0")
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-store"
+    [(name, questions, event_id)] = read_events(response, 1)
+    assert name == "questions"
+    assert questions == client.get("/update?timestamp=0").json
+    assert [q["id"] for q in questions] == [doc["_id"] for doc in reversed(docs)]
+    assert float(event_id) == questions[0]["fetched"]
+
+
+def test_the_stream_pushes_a_question_saved_after_it_opened(client, earlier_store):
+    first = save_numbered(earlier_store, 1)
+    response = stream(client, f"?timestamp={first['fetched'].timestamp()}")
+    later = save_numbered(earlier_store, 2)
+    [(name, questions, _)] = read_events(response, 1)
+    assert (name, [q["id"] for q in questions]) == ("questions", [later["_id"]])
+
+
+def test_a_reconnecting_browser_resumes_from_last_event_id_not_from_the_url(client, earlier_store):
+    docs = [save_numbered(earlier_store, n) for n in range(4)]
+    resume_at = repr(round(docs[1]["fetched"].timestamp(), 3))
+    response = stream(client, "?timestamp=0", **{"Last-Event-ID": resume_at})
+    [(_, questions, _)] = read_events(response, 1)
+    assert [q["id"] for q in questions] == [docs[3]["_id"], docs[2]["_id"]]
+
+
+@pytest.mark.parametrize("query", ["?timestamp=abc", "?timestamp=-1", "?timestamp=1&timestamp=2"])
+def test_a_bad_cursor_is_refused_with_400_json(client, query):
+    response = stream(client, query)
+    assert response.status_code == 400
+    assert "error" in response.json
+
+
+def test_streams_beyond_the_limit_get_503_and_a_closed_stream_frees_its_place(mongo_uri, database_name):
+    app = create_app({"MONGO_URI": mongo_uri, "MONGO_DATABASE": database_name, "STREAMS_PER_PROCESS": 2})
+    client = app.test_client()
+    try:
+        first, second = stream(client), stream(client)
+        assert (first.status_code, second.status_code) == (200, 200)
+        refused = stream(client)
+        assert refused.status_code == 503
+        assert "poll /update" in refused.json["error"]
+        first.close()
+        third = stream(client)
+        assert third.status_code == 200
+        second.close()
+        third.close()
+    finally:
+        db.close(app)
+
+
+def test_a_stream_ends_after_stream_seconds(mongo_uri, database_name):
+    app = create_app({"MONGO_URI": mongo_uri, "MONGO_DATABASE": database_name, "STREAM_SECONDS": 0.3})
+    try:
+        body = b"".join(stream(app.test_client()).response)
+        assert body.startswith(b"retry: ")
+    finally:
+        db.close(app)
+
+
+def test_a_stopping_app_ends_its_streams_and_refuses_new_ones(app):
+    client = app.test_client()
+    open_stream = stream(client)
+    stop_streams(app)
+    assert b"".join(open_stream.response).startswith(b"retry: ")
+    assert stream(client).status_code == 503
+
+
+def test_the_stream_says_unavailable_when_the_database_does_not_answer(unused_port):
+    app = create_app({"MONGO_URI": f"mongodb://127.0.0.1:{unused_port}", "MONGO_TIMEOUT_MS": 200})
+    try:
+        [(name, data, _)] = read_events(stream(app.test_client()), 1)
+        assert name == "unavailable"
+        assert "database" in data["error"]
+    finally:
+        db.close(app)
+
+
+@pytest.fixture
+def unused_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_gunicorn_ends_open_streams_cleanly_when_told_to_stop(mongo_uri, database_name, tmp_path):
+    with open(tmp_path / "gunicorn.log", "w") as log:
+        web = WebApp(mongo_uri, database_name, log)
+    address = urlsplit(web.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(f"GET /events HTTP/1.1\r\nHost: {address.netloc}\r\n\r\n".encode())
+        received = connection.recv(4096)
+        assert received.startswith(b"HTTP/1.1 200")
+        web.process.send_signal(signal.SIGTERM)
+        while chunk := connection.recv(4096):
+            received += chunk
+        assert web.process.wait(timeout=30) == 0
+    # The last chunk of a response that ended, not a worker killed after graceful_timeout.
+    assert received.endswith(b"\r\n0\r\n\r\n")
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
