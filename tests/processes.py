@@ -107,7 +107,7 @@ class WebApp:
     over as fd://N: no other process can take the port in between.
     """
 
-    def __init__(self, mongo_uri, database, log, poll_seconds=0.5):
+    def __init__(self, mongo_uri, database, log, poll_seconds=0.5, **settings):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
@@ -118,6 +118,8 @@ class WebApp:
         environment = dict(
             os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database, SOFEED_POLL_SECONDS=str(poll_seconds)
         )
+        # Any other app setting, as the environment gives it: STREAMS_PER_PROCESS=0.
+        environment.update((f"SOFEED_{name}", str(value)) for name, value in settings.items())
         command = [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py"]
         command += ["--bind", f"fd://{listener.fileno()}"]
         with listener:

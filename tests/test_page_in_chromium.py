@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -33,6 +34,8 @@ class Site:
     url: str
     feed: FeedSimulator
     store: Store
+    mongo_uri: str
+    database: str
 
     def stored(self, question_id):
         """The question's document once the scheduler has stored it."""
@@ -65,7 +68,7 @@ def site(mongo_uri, tmp_path_factory):
         web = WebApp(mongo_uri, database, web_log, poll_seconds=POLL_SECONDS)
         try:
             wait_for(lambda: store.count_questions() >= 30, what="the first crawl")
-            site = Site(web.url, feed, store)
+            site = Site(web.url, feed, store, mongo_uri, database)
             site.wait_until_settled()
             yield site
         finally:
@@ -134,18 +137,36 @@ def test_a_screenshot_of_the_live_page_is_saved_for_the_readme(page, site, tmp_p
     assert screenshot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_a_published_question_appears_without_a_reload_within_two_polls_of_settling(page, site):
-    updates = []
-    page.on("response", lambda response: "/update?" in response.url and updates.append(response))
+def test_a_published_question_is_pushed_to_the_page_without_a_reload_or_a_poll(page, site):
+    requests = []
+    page.on("request", lambda request: requests.append(urlsplit(request.url).path))
     page.goto(site.url + "/")
     page.evaluate("window.__loaded = true")
     title = f"Freshly asked {uuid.uuid4().hex[:8]}"
     question_id = site.feed.publish(title=title)
-    fetched = site.stored(question_id)["fetched"].timestamp()
     item = page.locator(f'#questions > li[data-id="{question_id}"]')
     expect(item).to_be_visible(timeout=15_000)
     assert item.locator("h2").inner_text() == title
     assert page.evaluate("window.__loaded") is True  # the same document: no reload
+    assert requests.count("/events") == 1
+    assert "/update" not in requests
+
+
+def test_a_page_refused_a_stream_polls_and_gets_a_question_within_two_polls_of_settling(page, site, tmp_path):
+    with open(tmp_path / "gunicorn.log", "w") as log:
+        polling = WebApp(site.mongo_uri, site.database, log, POLL_SECONDS, STREAMS_PER_PROCESS=0)
+    try:
+        updates = []
+        page.on("response", lambda response: "/update?" in response.url and updates.append(response))
+        page.goto(polling.url + "/")
+        title = f"Asked to a polling page {uuid.uuid4().hex[:8]}"
+        question_id = site.feed.publish(title=title)
+        fetched = site.stored(question_id)["fetched"].timestamp()
+        item = page.locator(f'#questions > li[data-id="{question_id}"]')
+        expect(item).to_be_visible(timeout=15_000)
+        assert item.locator("h2").inner_text() == title
+    finally:
+        polling.stop()
 
     # The server hands a question out once it has settled: VISIBILITY_LAG after
     # its fetched, plus up to one cache refresh. The first or second poll the

@@ -1,8 +1,11 @@
 // sofeed's live page: new questions appear without a reload.
 //
-// The page polls /update?timestamp=<cursor>. The cursor is the largest
-// `fetched` the server has sent (first the one embedded in the page), never
-// the browser's clock, and questions are deduplicated by id. Feed text is
+// The server pushes them on one EventSource, /events?timestamp=<cursor>; the
+// browser reconnects it by itself and resumes from the last event's id. If
+// the server refuses a stream (each process holds only a few), the page polls
+// /update?timestamp=<cursor> instead. The cursor is the largest `fetched` the
+// server has sent (first the one embedded in the page), never the browser's
+// clock, and questions are deduplicated by id. Feed text is
 // only ever set with textContent or setAttribute, and a link is clickable
 // only if it is http(s). After an error the page backs off, says
 // "reconnecting…", and keeps trying until the server answers again.
@@ -24,6 +27,8 @@
   const maxBackoffMs = Math.max(pollMs, Math.min(30000, pollMs * 8));
   const statusEveryMs = Math.max(pollMs, 2000);
   const requestTimeoutMs = Math.max(10000, pollMs * 2);
+  // A stream that has been reconnecting for this long shows "reconnecting…".
+  const streamStallMs = 3000;
   const maxShown = 500;
   const maxRemembered = 5000;
   const baseTitle = document.title;
@@ -32,7 +37,6 @@
   let serverOffsetMs = parseFloat(feed.dataset.now) * 1000 - Date.now() || 0;
   let failures = 0;
   let hiddenArrivals = 0;
-  let lastStatusAt = 0;
   let lastStatus = null;
   const seen = new Set(Array.from(list.children, (item) => item.dataset.id));
 
@@ -168,25 +172,65 @@
     return response.json();
   }
 
+  function connected() {
+    failures = 0;
+    connection.hidden = true;
+  }
+
+  function disconnected() {
+    connection.hidden = false;
+  }
+
+  function withCursor(url) {
+    return url + "?timestamp=" + encodeURIComponent(String(cursor));
+  }
+
+  function listen() {
+    const source = new EventSource(withCursor(feed.dataset.eventsUrl));
+    let stalled = null;
+    source.addEventListener("open", () => {
+      window.clearTimeout(stalled);
+      stalled = null;
+      connected();
+    });
+    source.addEventListener("questions", (message) => {
+      let questions = null;
+      try {
+        questions = JSON.parse(message.data);
+      } catch (error) {
+        return;
+      }
+      if (Array.isArray(questions)) receive(questions);
+    });
+    source.addEventListener("unavailable", disconnected);
+    source.addEventListener("available", connected);
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (not a stream, or too many here): poll from now on.
+        window.clearTimeout(stalled);
+        window.setTimeout(poll, pollMs);
+      } else if (stalled === null) {
+        stalled = window.setTimeout(disconnected, streamStallMs);
+      }
+    });
+  }
+
   async function poll() {
     let delay = pollMs;
     try {
-      const questions = await getJson(feed.dataset.updateUrl + "?timestamp=" + encodeURIComponent(String(cursor)));
+      const questions = await getJson(withCursor(feed.dataset.updateUrl));
       if (!Array.isArray(questions)) throw new Error("/update did not answer a list");
       receive(questions);
-      failures = 0;
-      connection.hidden = true;
+      connected();
     } catch (error) {
       failures += 1;
-      connection.hidden = false;
+      disconnected();
       delay = Math.min(pollMs * 2 ** failures, maxBackoffMs) * (0.9 + 0.2 * Math.random());
     }
-    if (Date.now() - lastStatusAt >= statusEveryMs) pollStatus();
     window.setTimeout(poll, delay);
   }
 
   async function pollStatus() {
-    lastStatusAt = Date.now();
     try {
       const status = await getJson(feed.dataset.statusUrl);
       if (typeof status.now === "number") serverOffsetMs = status.now * 1000 - Date.now();
@@ -233,5 +277,7 @@
   refreshTimes();
   pollStatus();
   window.setInterval(refreshTimes, 5000);
-  window.setTimeout(poll, pollMs);
+  window.setInterval(pollStatus, statusEveryMs);
+  if (window.EventSource && feed.dataset.eventsUrl) listen();
+  else window.setTimeout(poll, pollMs);
 })();
