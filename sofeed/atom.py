@@ -73,27 +73,63 @@ def _html_parser():
     return parser
 
 
-def html_to_text(markup):
-    """Reduce an HTML fragment to its plain text, without scripts or styles."""
+def html_to_text(markup, limit=None):
+    """Reduce an HTML fragment to its plain text, without scripts or styles.
+
+    With a limit, only about the first limit characters of the text are
+    wanted (see shorten), and only as much markup is parsed as they need:
+    first a piece a few times longer than limit, then twice as much, until
+    the text is longer than limit by a margin or the markup is all read.
+    A long question then costs about as much as a short one. A piece cut
+    in the middle of a tag or an entity spoils only the end of its text,
+    which lies beyond the margin.
+    """
     if "<" not in markup and "&" not in markup:
         return clean_text(markup)
+    if limit is None:
+        return _markup_text(markup)
+    size = limit * _MARKUP_PER_TEXT
+    while True:
+        text = _markup_text(markup[:size])
+        if size >= len(markup) or len(text) > limit + _CUT_MARGIN:
+            return text
+        size *= 2
+
+
+# How many characters of a question's markup to read per character of text
+# wanted, at first: code blocks, links and entities make markup longer.
+_MARKUP_PER_TEXT = 3
+# Text this far beyond the limit is discarded: a cut entity (&amp) or word is harmless there.
+_CUT_MARGIN = 32
+
+
+def _markup_text(markup):
     # Before parsing: the HTML parser would turn a NUL into U+FFFD.
     root = etree.fromstring(_CONTROL.sub("", markup), _html_parser())
     if root is None:  # nothing but whitespace or comments
         return ""
     etree.strip_elements(root, "script", "style", with_tail=False)
     for element in root.iter(*_BLOCK_TAGS):
-        element.tail = " " + (element.tail or "")
+        tail = element.tail or ""
+        try:
+            element.tail = " " + tail
+        except ValueError:  # a character reference to a control character, like &#1;
+            element.tail = " " + _CONTROL.sub("", tail)
     return clean_text("".join(root.itertext()))
 
 
-def construct_text(element):
-    """The plain text of an Atom text construct (type text, html or xhtml)."""
+def construct_text(element, limit=None):
+    """The plain text of an Atom text construct (type text, html or xhtml).
+
+    With a limit, shortened to about limit characters (see shorten).
+    """
     if element is None:
         return None
     if element.get("type") == "html":
-        return html_to_text(element_text(element))
-    return clean_text(element_text(element))
+        text = html_to_text(element_text(element), limit)
+    else:
+        text = clean_text(element_text(element))
+    return shorten(text, limit) if limit else text
 
 
 def shorten(text, limit=SUMMARY_LIMIT):
@@ -175,7 +211,7 @@ def read_entry(entry, base_url=""):
         "rank": parse_int(_text_of(first.get(_RANK))),
         "published": parse_datetime(_text_of(first.get(_PUBLISHED))),
         "updated": parse_datetime(_text_of(first.get(_UPDATED))),
-        "summary_text": shorten(construct_text(first.get(_SUMMARY))) or None,
+        "summary_text": construct_text(first.get(_SUMMARY), SUMMARY_LIMIT) or None,
     }
 
 

@@ -3,7 +3,15 @@ from datetime import UTC, datetime
 import pytest
 from lxml import etree
 
-from sofeed.atom import clean_text, html_to_text, parse_datetime, question_id, read_entry, shorten
+from sofeed.atom import (
+    clean_text,
+    construct_text,
+    html_to_text,
+    parse_datetime,
+    question_id,
+    read_entry,
+    shorten,
+)
 from tests.atomfeed import Entry, render_feed
 from tests.helpers import fixture_bytes
 
@@ -123,3 +131,33 @@ def test_parse_datetime_gives_none_for_what_is_not_a_date(garbage):
 
 def test_shorten_leaves_short_text_alone():
     assert shorten("short") == "short"
+
+
+def test_a_character_reference_to_a_control_character_after_a_paragraph_is_dropped():
+    assert html_to_text("<p>first</p>&#1;second") == "first second"
+
+
+LONG_QUESTION = (
+    "<p>I have a <code>dict</code> &amp; a list &lt;like this&gt;:</p>"
+    + "<pre><code>"
+    + "values = {'key': [1, 2, 3]}  # &quot;comment&quot;\n" * 40
+    + "</code></pre>"
+    + "<script>window.x = 1</script><style>p { color: red }</style><!-- a comment -->"
+    + "".join(
+        f"<p>Paragraph {n} with <a href='https://example.com/{n}'>a link</a> &#x27;quoted&#x27;.</p>"
+        for n in range(200)
+    )
+)
+
+
+@pytest.mark.parametrize("start", range(0, 2400, 97))
+def test_a_summary_cut_to_500_characters_reads_as_if_the_whole_question_were_parsed(start):
+    markup = LONG_QUESTION[start:]
+    assert construct_text_of("html", markup, 500) == shorten(html_to_text(markup))
+    assert len(markup) > 4 * 500  # so only a piece of it is parsed
+
+
+def construct_text_of(kind, text, limit):
+    element = etree.Element(ATOM + "summary", type=kind)
+    element.text = text
+    return construct_text(element, limit)
