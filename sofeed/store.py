@@ -30,6 +30,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pymongo
 from pymongo import DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import ConfigurationError, DuplicateKeyError
 
@@ -132,6 +133,16 @@ class Store:
     def close(self):
         self.client.close()
 
+    @staticmethod
+    def within(seconds):
+        """A context in which all calls together give up after seconds.
+
+        The client's own timeouts bound each try, but pymongo retries a read
+        once, selecting the server and connecting again: against a server that
+        hangs, one call can take three timeouts. This bounds them all.
+        """
+        return pymongo.timeout(seconds)
+
     def ping(self):
         """Raise a PyMongoError unless the server answers."""
         self.client.admin.command("ping")
@@ -205,25 +216,34 @@ class Store:
         Keeps VISIBILITY_LAG true: when the insert and its announcement took
         longer than half of it, the question gets a fresh `fetched` (and is
         announced again), so readers still see it ahead of their cursor.
+        Readers read `recent`; the re-stamp reaches `questions` afterwards,
+        outside the timed part, because on FerretDB an update of `questions`
+        scans it (a second at 100,000 questions) and would make every
+        attempt slow again.
         """
         count = {"count": 1}
-        for _attempt in range(5):
-            self.recent.replace_one({"_id": question["_id"]}, question, upsert=True)
-            marker = self.changes.find_one_and_update(
-                {"_id": QUESTIONS},
-                {"$inc": {"version": 1, **count}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            count = {}
-            if marker["version"] % RECENT_TRIM_EVERY == 0:
-                self._trim_recent()
-            if self._timer() - started < VISIBILITY_LAG.total_seconds() / 2:
-                return
-            started = self._timer()
-            question["fetched"] = self._clock()
-            self.questions.update_one({"_id": question["_id"]}, {"$set": {"fetched": question["fetched"]}})
-        logger.warning("question %s: MongoDB stays slow; readers may see it late", question["_id"])
+        restamped = False
+        try:
+            for _attempt in range(5):
+                self.recent.replace_one({"_id": question["_id"]}, question, upsert=True)
+                marker = self.changes.find_one_and_update(
+                    {"_id": QUESTIONS},
+                    {"$inc": {"version": 1, **count}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                count = {}
+                if marker["version"] % RECENT_TRIM_EVERY == 0:
+                    self._trim_recent()
+                if self._timer() - started < VISIBILITY_LAG.total_seconds() / 2:
+                    return
+                started = self._timer()
+                question["fetched"] = self._clock()
+                restamped = True
+            logger.warning("question %s: MongoDB stays slow; readers may see it late", question["_id"])
+        finally:
+            if restamped:
+                self.questions.update_one({"_id": question["_id"]}, {"$set": {"fetched": question["fetched"]}})
 
     def _trim_recent(self):
         """Drop all but the newest RECENT_KEEP questions from `recent`."""

@@ -130,6 +130,7 @@ def test_a_question_inserted_slowly_is_re_stamped_so_readers_cannot_miss_it(stor
     slow.save_question(QUESTION)
     [stored] = store.questions.find()
     assert stored["fetched"] > stored["last_changed"] >= before - timedelta(milliseconds=1)
+    assert store.recent.find_one({"_id": stored["_id"]})["fetched"] == stored["fetched"]
     assert store.change_version() == 2
 
 
