@@ -34,7 +34,8 @@ class Handle:
             with self._lock:
                 if self._store is None:
                     config = self.config
-                    # Every call gives up within MONGO_TIMEOUT_MS, stuck server included.
+                    # Each try of a call gives up within MONGO_TIMEOUT_MS, stuck server
+                    # included; the callers bound a call's retries with Store.within.
                     timeout = int(config["MONGO_TIMEOUT_MS"])
                     self._store = Store.connect(
                         config["MONGO_URI"], config["MONGO_DATABASE"], timeout, socket_timeout_ms=timeout
@@ -52,6 +53,7 @@ class Handle:
                         store,
                         refresh_seconds=float(self.config["REFRESH_SECONDS"]),
                         status_seconds=float(self.config["STATUS_SECONDS"]),
+                        deadline=int(self.config["MONGO_TIMEOUT_MS"]) / 1000,
                     )
         return self._recent
 

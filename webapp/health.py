@@ -11,7 +11,7 @@ is unreachable.
 
 import time
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from pymongo.errors import PyMongoError
 
 from webapp.db import get_recent, get_store
@@ -92,9 +92,10 @@ def healthz():
     started = time.monotonic()
     try:
         store = get_store()
-        store.ping()
-        ping_ms = round((time.monotonic() - started) * 1000, 1)
-        crawls, lease = store.crawl_statuses(), store.lease("scheduler")
+        with store.within(int(current_app.config["MONGO_TIMEOUT_MS"]) / 1000):
+            store.ping()
+            ping_ms = round((time.monotonic() - started) * 1000, 1)
+            crawls, lease = store.crawl_statuses(), store.lease("scheduler")
     except PyMongoError as error:
         reason = short_reason(error)
         return error_response(503, f"the database is unavailable: {reason}", database={"ok": False})

@@ -82,8 +82,18 @@ class Failure:
 class RecentQuestions:
     """The newest questions of one store, refreshed lazily and shared by threads."""
 
-    def __init__(self, store, refresh_seconds=0.25, status_seconds=3.0, retry_seconds=1.0, clock=time.time):
+    def __init__(
+        self,
+        store,
+        refresh_seconds=0.25,
+        status_seconds=3.0,
+        retry_seconds=1.0,
+        clock=time.time,
+        deadline=1.5,
+    ):
         self.store = store
+        # A refresh, retries included, gives up after this many seconds: /update answers 503 within 2 s.
+        self.deadline = deadline
         self.refresh_seconds = refresh_seconds
         self.status_seconds = status_seconds
         self.retry_seconds = max(retry_seconds, refresh_seconds)
@@ -120,9 +130,11 @@ class RecentQuestions:
     def _refresh(self):
         now = self._clock()
         try:
-            snapshot = self._read(now, self._good)
+            with self.store.within(self.deadline):
+                snapshot = self._read(now, self._good)
         except PyMongoError as error:
-            return Failure(now, f"the database is unavailable: {short_reason(error)}")
+            # Retried retry_seconds after it failed, not after it began: it can take the deadline.
+            return Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
         self._good = snapshot
         return snapshot
 
