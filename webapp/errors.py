@@ -2,9 +2,12 @@
 
 Every error the app answers (a bad timestamp, an unknown path, a wrong
 method, an unreachable database, a bug) is `{"error": "..."}` with its
-status, never an HTML page or a traceback.
+status, never an HTML page or a traceback. So is the answer gunicorn gives
+itself to a request it refuses before the app sees it (a request line over
+its limit, bytes that are not HTTP): see raw_error_response.
 """
 
+import json
 import logging
 
 from flask import jsonify
@@ -27,6 +30,15 @@ def error_response(status, message, **details):
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def raw_error_response(status, reason, message):
+    """A whole HTTP/1.1 error response as bytes, for a server that answers without the app."""
+    body = json.dumps({"error": f"{reason}: {message}" if message else reason}).encode()
+    head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json"]
+    head += [f"Content-Length: {len(body)}", "Cache-Control: no-store"]
+    head += [f"{name}: {value}" for name, value in SECURITY_HEADERS.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
 def _http_error(error):

@@ -13,6 +13,8 @@ of recent questions, so the database sees two readers, however many pages.
 import os
 import signal
 
+from gunicorn import util
+
 wsgi_app = "webapp:create_app()"
 bind = [f"{os.environ.get('SOFEED_HOST', '127.0.0.1')}:{os.environ.get('SOFEED_PORT', '8000')}"]
 
@@ -64,3 +66,16 @@ def worker_int(worker):
     from webapp.stream import stop_streams
 
     stop_streams(worker.wsgi)
+
+
+def _write_json_error(sock, status, reason, message):
+    from webapp.errors import raw_error_response
+
+    util.write_nonblock(sock, raw_error_response(status, reason, message))
+
+
+# gunicorn answers a request it refuses itself (414 for a request line over
+# limit_request_line, 400 for bytes that are not HTTP, 431 for huge headers)
+# with an HTML page; the app promises JSON for every error, so these are too.
+# gunicorn has no setting for this page: its one writer is replaced.
+util.write_error = _write_json_error
