@@ -100,6 +100,21 @@ def test_questions_are_read_again_only_when_the_change_version_moved(earlier_sto
     assert counting.fetched_after == [None, datetime.fromtimestamp(first.taken, UTC) - OVERLAP]
 
 
+def test_a_question_whose_version_bump_was_lost_is_read_within_rescan_seconds(earlier_store, counting):
+    save_numbered(earlier_store, 1)
+    clock = Clock(time.time())
+    cache = RecentQuestions(counting, refresh_seconds=0.25, clock=clock)
+    assert len(cache.snapshot().questions) == 1
+    # A second writer's $inc lost on FerretDB: the question is there, the version has not moved.
+    version = earlier_store.change_version()
+    hidden = save_numbered(earlier_store, 2)
+    earlier_store.changes.update_one({"_id": "questions"}, {"$set": {"version": version}})
+    clock.now += recent.RESCAN_SECONDS / 2
+    assert len(cache.snapshot().questions) == 1
+    clock.now += recent.RESCAN_SECONDS / 2
+    assert hidden["_id"] in ids(cache.snapshot().questions)
+
+
 def test_the_count_is_read_again_when_questions_came_in_or_every_status_seconds(earlier_store, counting):
     clock = Clock(time.time())
     cache = RecentQuestions(counting, refresh_seconds=0, status_seconds=3.0, clock=clock)
