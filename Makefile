@@ -6,11 +6,12 @@ PYTHON    := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 FERRETDB  := bin/ferretdb
 CHROMIUM  := /usr/bin/chromium
+WRK       := /usr/bin/wrk
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export FERRETDB_TELEMETRY := disable
 
-.PHONY: setup test lint run demo screenshot crawl db db-stop clean
+.PHONY: setup test lint bench bench-quick run demo screenshot crawl db db-stop clean
 
 setup: $(INSTALLED) $(FERRETDB) $(CHROMIUM)
 
@@ -28,8 +29,23 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
 
+# Debian's wrk, the HTTP load generator of the fan-out and data-scale benchmarks.
+$(WRK):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q wrk
+
+# The suite, then a smoke run of every benchmark, so that none of them rots.
 test: lint
 	$(PYTHON) -m pytest
+	$(MAKE) --no-print-directory bench-quick
+
+# Every benchmark in bench/ (about 10 minutes); writes docs/BENCHMARKS.md.
+# BENCH_QUICK=1 makes it a smoke run of under a minute, written to var/bench/.
+bench: setup $(WRK)
+	$(PYTHON) bench/run.py
+
+bench-quick: setup $(WRK)
+	BENCH_QUICK=1 $(PYTHON) bench/run.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
