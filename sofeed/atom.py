@@ -46,6 +46,10 @@ def clean_text(value):
     """Remove control characters and fold whitespace; None stays None."""
     if value is None:
         return None
+    # Most feed text is one line of printable characters: no control character,
+    # no whitespace but single spaces, so nothing to remove or fold.
+    if value.isprintable() and "  " not in value:
+        return value.strip()
     return _SPACE.sub(" ", _CONTROL.sub("", value)).strip()
 
 
