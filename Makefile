@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export FERRETDB_TELEMETRY := disable
 
-.PHONY: setup test lint bench bench-quick run demo screenshot crawl db db-stop clean
+.PHONY: setup test lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
 
 setup: $(INSTALLED) $(FERRETDB) $(CHROMIUM)
 
@@ -46,6 +46,11 @@ bench: setup $(WRK)
 
 bench-quick: setup $(WRK)
 	BENCH_QUICK=1 $(PYTHON) bench/run.py
+
+# The reliability suite alone (about 10 minutes), then docs/RELIABILITY.md from what it measured.
+reliability-report: setup
+	$(PYTHON) -m pytest tests/reliability
+	$(PYTHON) -m tests.reliability.report
 
 lint: setup
 	$(VENV)/bin/ruff check .
