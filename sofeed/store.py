@@ -243,7 +243,8 @@ class Store:
             logger.warning("question %s: MongoDB stays slow; readers may see it late", question["_id"])
         finally:
             if restamped:
-                self.questions.update_one({"_id": question["_id"]}, {"$set": {"fetched": question["fetched"]}})
+                restamp = {"$set": {"fetched": question["fetched"]}}
+                self.questions.update_one({"_id": question["_id"]}, restamp)
 
     def _trim_recent(self):
         """Drop all but the newest RECENT_KEEP questions from `recent`."""
