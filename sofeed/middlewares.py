@@ -13,7 +13,8 @@ stored, and no feed was reported broken (truncated, malformed, not a feed).
 Otherwise the next crawl's answer could be a 304 for a document we never
 read whole, and the questions we missed would be lost.
 
-CrawlDeadlineMiddleware: no download outlives the crawl's deadline.
+CrawlDeadlineMiddleware: no download outlives the crawl's deadline, and no
+retry is sent that could not finish before it.
 
 SharedRobotsTxtMiddleware: robots.txt, read once an hour per site for the
 whole process instead of once per crawl.
@@ -42,6 +43,10 @@ MAX_RETRY_AFTER = timedelta(hours=6)
 
 class StoreUnavailable(IgnoreRequest):
     """A feed is not fetched because its questions could not be stored."""
+
+
+class CrawlTimeUp(IgnoreRequest):
+    """A request is not sent because the crawl's deadline has passed."""
 
 
 class FeedDeferred(IgnoreRequest):
@@ -146,6 +151,12 @@ class CrawlDeadlineMiddleware:
     The scheduler gives each crawl a deadline below its interval. Capping
     each request's download_timeout (robots.txt and retries included) makes a
     hanging server cost a timed-out request, not an overlapping crawl.
+
+    A failed try is not retried when less time is left than the try took:
+    the retry could only be cut off, and its "time is up" would hide the
+    real failure (an HTTP 500, a timeout) from the crawl's log line. So this
+    middleware sits after RetryMiddleware (550): its process_response and
+    process_exception run first, and set dont_retry.
     """
 
     def __init__(self, crawler, clock=time.monotonic):
@@ -157,15 +168,37 @@ class CrawlDeadlineMiddleware:
         return cls(crawler)
 
     def process_request(self, request):
-        deadline = getattr(self.crawler.spider, "deadline", None)
-        if deadline is None:
+        remaining = self._remaining()
+        if remaining is None:
             return None
-        remaining = deadline - self.clock()
         if remaining <= 0:
             self.crawler.stats.inc_value("sofeed/deadline_passed")
-            raise IgnoreRequest(f"the crawl's time is up: {request.url} not fetched")
+            raise CrawlTimeUp(f"the crawl's time is up: {request.url} not fetched")
         request.meta["download_timeout"] = min(request.meta.get("download_timeout", remaining), remaining)
+        request.meta[_SENT_META] = self.clock()
         return None
+
+    def process_response(self, request, response):
+        self._no_retry_without_time(request)
+        return response
+
+    def process_exception(self, request, exception):
+        self._no_retry_without_time(request)
+
+    def _no_retry_without_time(self, request):
+        remaining = self._remaining()
+        sent = request.meta.get(_SENT_META)
+        if remaining is not None and sent is not None and remaining < self.clock() - sent:
+            request.meta["dont_retry"] = True
+
+    def _remaining(self):
+        """Seconds left before the crawl's deadline, or None if it has none."""
+        deadline = getattr(self.crawler.spider, "deadline", None)
+        return None if deadline is None else deadline - self.clock()
+
+
+# Request.meta key: when CrawlDeadlineMiddleware let this try of the request go.
+_SENT_META = "sofeed_sent"
 
 
 # netloc -> (time.monotonic() until which it is kept, parsed robots.txt), for the process.

@@ -42,6 +42,10 @@ DOWNLOAD_WARNSIZE = 1024 * 1024
 # downloads and two retries: 4 x 6 s stays under the interval.
 DOWNLOAD_TIMEOUT = 6
 
+# A feed needs a redirect or two (to https, to a moved path): a redirect loop
+# is given up after five, not Scrapy's twenty, well within a crawl's deadline.
+REDIRECT_MAX_TIMES = 5
+
 # One retry for passing failures. 429 and 503 are not retried at once: they
 # carry Retry-After, which FeedStateMiddleware honours on the next crawl.
 # The spider reports a feed that still fails, so the give-up line is DEBUG.
@@ -52,14 +56,15 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 # Conditional GET and Retry-After per feed. It runs before RobotsTxtMiddleware
 # (100), so a feed that must wait costs not even a robots.txt request.
 # CrawlDeadlineMiddleware runs after DownloadTimeoutMiddleware (350), to cap
-# the timeout that one sets by the deadline the scheduler gives each crawl.
+# the timeout that one sets by the deadline the scheduler gives each crawl,
+# and after RetryMiddleware (550), to cancel a retry that has no time left.
 # SharedRobotsTxtMiddleware takes the stock one's place, to keep robots.txt
 # across the scheduler's crawls.
 DOWNLOADER_MIDDLEWARES = {
     "sofeed.middlewares.FeedStateMiddleware": 50,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "sofeed.middlewares.SharedRobotsTxtMiddleware": 100,
-    "sofeed.middlewares.CrawlDeadlineMiddleware": 360,
+    "sofeed.middlewares.CrawlDeadlineMiddleware": 555,
 }
 
 # How long the scheduler's process keeps a site's robots.txt.

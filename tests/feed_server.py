@@ -1,12 +1,13 @@
 """A local HTTP server that plays Stack Overflow for the tests.
 
 Each path answers with a Reply that a test sets: a feed, an error status, a
-slow or cut-off body, robots.txt. Feeds honour If-None-Match like a real
-server. Every request is recorded, so tests can check what the crawler sent.
+slow, trickled or cut-off body, robots.txt. Feeds honour If-None-Match like a
+real server. Every request is recorded, so tests can check what the crawler sent.
 """
 
 import select
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ class Reply:
     headers: dict = field(default_factory=dict)
     etag: str | None = None  # answer 304 to a matching If-None-Match
     delay: float = 0.0  # seconds to wait before answering
+    trickle: float = 0.0  # seconds between chunks of the body, sent TRICKLE_CHUNK bytes at a time
+    length: int | None = None  # the Content-Length to claim, if not the body's (a lying server)
+
+
+# A trickled body goes out this many bytes at a time.
+TRICKLE_CHUNK = 1024
 
 
 @dataclass
@@ -29,6 +36,7 @@ class SeenRequest:
     headers: dict
     at: float  # time.monotonic()
     ended: float | None = None  # when it was answered, or the client hung up
+    wall: float = field(default_factory=time.time)  # time.time(), to compare with other processes' logs
 
 
 def client_hung_up(connection, timeout):
@@ -42,13 +50,24 @@ def client_hung_up(connection, timeout):
         return True
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 drops the connections of a
+    # scheduler crawling many feeds at once, and a dropped SYN is sent again
+    # only a second later: longer than a crawl's deadline in the tests.
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a crawler that hung up is no error
+            super().handle_error(request, client_address)
+
+
 class FeedServer:
-    def __init__(self):
+    def __init__(self, port=0):
         self.replies = {}
         self.requests = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def start(self):
@@ -119,11 +138,24 @@ class FeedServer:
                         self.send_header("ETag", reply.etag)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(body)))
+                    length = len(body) if reply.length is None or status == 304 else reply.length
+                    self.send_header("Content-Length", str(length))
                     self.end_headers()
-                    self.wfile.write(body)
+                    if reply.trickle and status != 304:
+                        self._trickle(body, reply.trickle)
+                    else:
+                        self.wfile.write(body)
+                    if length != len(body):
+                        self.close_connection = True  # the rest never comes
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up, as a timing-out crawler does
+
+            def _trickle(self, body, pause):
+                for start in range(0, len(body), TRICKLE_CHUNK):
+                    self.wfile.write(body[start : start + TRICKLE_CHUNK])
+                    self.wfile.flush()
+                    if client_hung_up(self.connection, pause):
+                        return
 
             def log_message(self, format, *args):
                 pass

@@ -199,6 +199,7 @@ BAD_FEEDS = {
         0,
     ),
     "slower_than_the_timeout": (Reply(body=FEED_30, delay=2.5), "fetch failed", 0),
+    "redirect_loop": (Reply(status=302, headers={"Location": "/feeds"}), "max redirections reached", 0),
 }
 
 

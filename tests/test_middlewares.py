@@ -134,3 +134,34 @@ def test_a_crawl_without_a_deadline_keeps_its_download_timeout():
     request = Request(FEED, meta={"download_timeout": 6})
     deadline_middleware(deadline=None, now=100.0).process_request(request)
     assert request.meta["download_timeout"] == 6
+
+
+def test_a_failed_try_is_not_retried_when_less_time_is_left_than_it_took():
+    clock = [100.0]
+    spider = make_spider()
+    spider.deadline = 101.0
+    middleware = CrawlDeadlineMiddleware(spider.crawler, clock=lambda: clock[0])
+    request = Request(FEED)
+    middleware.process_request(request)
+    clock[0] = 100.9  # the try took 0.9 s, and 0.1 s is left: a retry could only be cut off
+    assert middleware.process_exception(request, TimeoutError()) is None
+    assert request.meta["dont_retry"] is True
+
+
+def test_a_quick_failure_with_time_left_is_still_retried():
+    clock = [100.0]
+    spider = make_spider()
+    spider.deadline = 101.0
+    middleware = CrawlDeadlineMiddleware(spider.crawler, clock=lambda: clock[0])
+    request = Request(FEED)
+    middleware.process_request(request)
+    clock[0] = 100.05
+    response = Response(FEED, status=500, request=request)
+    assert middleware.process_response(request, response) is response
+    assert "dont_retry" not in request.meta
+
+
+def test_the_deadline_middleware_comes_after_the_retry_middleware_so_it_can_stop_a_retry():
+    from sofeed import settings
+
+    assert settings.DOWNLOADER_MIDDLEWARES["sofeed.middlewares.CrawlDeadlineMiddleware"] > 550

@@ -111,11 +111,48 @@ def test_a_crawl_past_its_deadline_is_a_timeout():
     assert "deadline" in outcome.error
 
 
+def test_a_crawl_that_read_its_feed_but_ran_past_its_deadline_is_slow_and_not_a_failure_of_the_feed():
+    outcome = outcome_of(
+        {"finish_reason": "timeout", "sofeed/http_status": 200, "sofeed/new": 1, "sofeed/duplicate": 29},
+        deadline_passed=True,
+    )
+    assert (outcome.outcome, outcome.ok, outcome.feed_failed) == ("slow", False, False)
+    assert (
+        "(HTTP 200, 1 new, 29 duplicate, 0 invalid): the feed answered, but the crawl ran past"
+        in outcome.line()
+    )
+
+
+def test_a_crawl_whose_deadline_passed_before_the_feed_was_requested_is_slow_too():
+    outcome = outcome_of({"sofeed/not_requested": 1}, deadline_passed=True)
+    assert (outcome.outcome, outcome.feed_failed) == ("slow", False)
+    assert "deadline passed before the feed was requested" in outcome.line()
+
+
+def test_a_feed_that_did_not_answer_by_the_deadline_is_a_failure_of_the_feed():
+    outcome = outcome_of(
+        {"finish_reason": "timeout", "sofeed/feed_error": 1, "sofeed/error": "fetch failed: TimeoutError"},
+        deadline_passed=True,
+    )
+    assert (outcome.outcome, outcome.feed_failed) == ("timeout", True)
+
+
 def test_a_feed_still_waiting_for_its_retry_after_is_deferred_not_failed():
     later = T0 + timedelta(minutes=5)
     outcome = outcome_of({"sofeed/not_before": later})
     assert (outcome.outcome, outcome.ok, outcome.retry_at) == ("deferred", True, later)
     assert "12:05:00" in outcome.line()
+
+
+def test_a_feed_read_with_a_warning_is_ok_and_its_line_carries_the_warning():
+    outcome = outcome_of(
+        {"sofeed/http_status": 200, "sofeed/new": 2, "sofeed/warning": "its DTD declares 1 entity"}
+    )
+    assert (outcome.outcome, outcome.ok) == ("ok", True)
+    assert (
+        outcome.line()
+        == f"feed {FEED}: HTTP 200, 2 new, 0 duplicate, 0 invalid, 1.00 s; its DTD declares 1 entity"
+    )
 
 
 def test_a_crawl_that_raised_is_a_failure_with_the_exception_in_its_line():
@@ -216,3 +253,44 @@ def test_a_tick_while_a_cycle_runs_is_skipped_and_logged(caplog):
 def test_each_crawl_must_end_well_before_the_next_tick(interval):
     loop = CrawlLoop(runner=None, store=None, feeds=[FEED], interval=interval, reactor=None)
     assert loop.deadline < interval
+
+
+class FakeReactor:
+    def __init__(self):
+        self.later = []
+
+    def callLater(self, seconds, function, *args):
+        self.later.append((seconds, function, args))
+
+
+class FakeEngine:
+    def __init__(self, spider):
+        self.spider = spider
+        self.closed = []
+
+    async def close_spider_async(self, reason):
+        self.closed.append(reason)
+
+
+class FakeCrawler:
+    def __init__(self, engine, started):
+        self.crawling = True
+        self.engine = engine
+        self.stats = type("Stats", (), {"get_value": lambda self, key: started})()
+
+
+def test_a_crawl_still_opening_is_cut_off_only_once_it_has_opened():
+    reactor = FakeReactor()
+    loop = CrawlLoop(runner=None, store=None, feeds=[FEED], interval=1, reactor=reactor)
+    loop._cut_off(FakeCrawler(engine=None, started=None), reason="shutdown")
+    [(seconds, again, args)] = reactor.later
+    assert (seconds, again, args[1]) == (0.1, loop._cut_off, "shutdown")
+
+
+def test_a_crawl_that_closed_by_itself_meanwhile_is_not_closed_again():
+    import asyncio
+
+    closed, open_ = FakeEngine(spider=None), FakeEngine(spider="a spider")
+    asyncio.run(CrawlLoop._close_if_open(closed, "timeout"))
+    asyncio.run(CrawlLoop._close_if_open(open_, "timeout"))
+    assert (closed.closed, open_.closed) == ([], ["timeout"])

@@ -1,9 +1,13 @@
 import logging
 
+from scrapy import Request
+from scrapy.exceptions import ResponseDataLossError
 from scrapy.http import HtmlResponse, Response
 from scrapy.spiders import XMLFeedSpider
+from twisted.python.failure import Failure
 
 from sofeed.items import QuestionItem
+from sofeed.middlewares import FEED_META, CrawlTimeUp
 from sofeed.spiders.sofeed import DEFAULT_FEED_URL
 from tests.atomfeed import Entry, render_feed, sample_entries
 from tests.helpers import feed_response, fixture_bytes, make_spider, parse
@@ -11,6 +15,10 @@ from tests.helpers import feed_response, fixture_bytes, make_spider, parse
 
 def sofeed_errors(caplog):
     return [r.getMessage() for r in caplog.records if r.name == "sofeed" and r.levelno >= logging.ERROR]
+
+
+def sofeed_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "sofeed" and r.levelno == logging.WARNING]
 
 
 def test_spider_yields_one_question_item_per_entry_of_a_default_namespace_feed():
@@ -159,3 +167,83 @@ def test_a_feed_the_parser_gives_up_on_part_way_is_reported_not_silently_shorten
     assert len(items) < 4
     [error] = sofeed_errors(caplog)
     assert f"the parser read {len(items)} of its 4 entries" in error
+
+
+TITLE = "Café crème \u2013 naïve \u201cquotes\u201d"
+
+
+def test_a_utf8_body_that_says_it_is_latin_1_is_read_as_utf8_and_a_warning_says_so(caplog):
+    document = render_feed([Entry(question_id=1, title=TITLE)])
+    document = document.replace(b'encoding="utf-8"', b'encoding="ISO-8859-1"')
+    spider = make_spider()
+    response = feed_response(document, headers={"Content-Type": "application/atom+xml; charset=ISO-8859-1"})
+    [item] = parse(spider, response)
+    assert item["title"] == TITLE
+    [warning] = sofeed_warnings(caplog)
+    assert "says its encoding is cp1252, but the body is UTF-8" in warning
+    assert spider.crawler.stats.get_value("sofeed/warning") == warning.split(": ", 1)[1]
+
+
+def test_a_latin_1_body_that_says_so_is_read_as_latin_1_without_a_warning(caplog):
+    document = render_feed([Entry(question_id=1, title="Café crème")]).decode().encode("latin-1")
+    document = document.replace(b'encoding="utf-8"', b'encoding="ISO-8859-1"')
+    response = feed_response(document, headers={"Content-Type": "application/atom+xml; charset=ISO-8859-1"})
+    assert [item["title"] for item in parse(make_spider(), response)] == ["Café crème"]
+    assert sofeed_warnings(caplog) == []
+
+
+def test_entities_declared_in_a_dtd_are_named_in_a_warning_and_the_feed_is_still_read(caplog):
+    prolog = '<!DOCTYPE feed [<!ENTITY a "x"><!ENTITY b SYSTEM "file:///etc/passwd">]>\n'
+    spider = make_spider()
+    items = parse(spider, feed_response(render_feed(sample_entries(3), prolog=prolog)))
+    assert len(items) == 3
+    [warning] = sofeed_warnings(caplog)
+    assert "its DTD declares 2 entities, and entity references are never expanded" in warning
+    assert sofeed_errors(caplog) == []
+
+
+def test_scrapys_own_warnings_about_a_download_it_gave_up_are_left_to_the_spider(caplog):
+    make_spider()  # installs the filters
+    for name, message in [
+        (
+            "scrapy.core.downloader.handlers.http11",
+            "Expected to receive 9 bytes which is larger than download max size (4)",
+        ),
+        ("scrapy.downloadermiddlewares.httpcompression", "Ignored response: exceeded DOWNLOAD_MAXSIZE (4 B)"),
+        ("scrapy.core.downloader.handlers.http11", "Got data loss in http://x/feeds. If you want ..."),
+        (
+            "scrapy.core.downloader.handlers.http11",
+            "Received 2 bytes which is larger than download warn size (1)",
+        ),
+    ]:
+        logging.getLogger(name).warning(message)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Received 2 bytes which is larger than download warn size (1)"
+    ]
+
+
+def failed_fetch(exception, **meta):
+    """The Failure that the spider's errback gets for a feed request."""
+    failure = Failure(exception)
+    failure.request = Request(DEFAULT_FEED_URL, meta={FEED_META: DEFAULT_FEED_URL, **meta})
+    return failure
+
+
+def test_a_fetch_failure_without_a_message_is_reported_by_its_type_alone(caplog):
+    make_spider().feed_failed(failed_fetch(ResponseDataLossError()))
+    assert sofeed_errors(caplog) == [f"feed {DEFAULT_FEED_URL}: fetch failed: ResponseDataLossError"]
+
+
+def test_a_feed_not_requested_because_the_deadline_passed_first_is_not_a_feed_error(caplog):
+    spider = make_spider()
+    spider.feed_failed(failed_fetch(CrawlTimeUp("the crawl's time is up")))
+    assert sofeed_errors(caplog) == []
+    assert spider.crawler.stats.get_value("sofeed/not_requested") == 1
+    assert spider.crawler.stats.get_value("sofeed/feed_error") is None
+
+
+def test_a_retry_that_the_deadline_stopped_is_still_a_feed_error(caplog):
+    spider = make_spider()
+    spider.feed_failed(failed_fetch(CrawlTimeUp("the crawl's time is up"), retry_times=1))
+    [error] = sofeed_errors(caplog)
+    assert "time is up" in error

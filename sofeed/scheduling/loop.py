@@ -175,25 +175,39 @@ class CrawlLoop:
         self.report(outcome)
         return outcome
 
-    def _cut_off(self, crawler):
-        """Close a crawl still running past its deadline (not before it has opened)."""
-        if not crawler.crawling or crawler.engine is None:
+    def _cut_off(self, crawler, reason="timeout"):
+        """Close a crawl still running: past its deadline, or because the scheduler stops.
+
+        A crawl still opening is closed once it has opened: closing it
+        before breaks its stats. (Scrapy's Crawler.stop() is no way out
+        either: on a crawl still opening, it leaves the crawl running for good.)
+        """
+        if not crawler.crawling:
             return
-        if crawler.stats.get_value("start_time") is None:  # still opening: closing now breaks its stats
-            self.reactor.callLater(0.1, self._cut_off, crawler)
+        if crawler.engine is None or crawler.stats.get_value("start_time") is None:
+            self.reactor.callLater(0.1, self._cut_off, crawler, reason)
             return
-        deferred_from_coro(crawler.engine.close_spider_async(reason="timeout"))
+        deferred_from_coro(self._close_if_open(crawler.engine, reason))
+
+    @staticmethod
+    async def _close_if_open(engine, reason):
+        # The coroutine runs a moment after _cut_off: by then the crawl may
+        # have closed by itself, and closing it again raises "Spider not opened".
+        if engine.spider is not None:
+            await engine.close_spider_async(reason=reason)
 
     def report(self, outcome):
         """Log the crawl's line, move the feed's backoff, and keep its status record."""
         backoff = self.backoff[outcome.feed]
         now = outcome.finished.timestamp()
         retry_at = outcome.retry_at.timestamp() if outcome.retry_at else None
-        if outcome.ok:
+        if not outcome.feed_failed:
             backoff.succeeded()
             if retry_at is not None:
                 backoff.defer(retry_at)
-            logger.info(outcome.line())
+            logger.log(
+                logging.INFO if outcome.ok and not outcome.warning else logging.WARNING, outcome.line()
+            )
         else:
             wait = backoff.failed(now, retry_at)
             if not self.driver.running:  # a single crawl (--once): there is no next try
@@ -237,7 +251,8 @@ class CrawlLoop:
         if pending:
             if self.cycle is not None:
                 logger.info("stopping: closing the running crawl")
-                self.runner.stop()
+                for crawler in list(self.runner.crawlers):
+                    self._cut_off(crawler, reason="shutdown")
             await self._within(defer.DeferredList(pending, consumeErrors=True), wait)
         if self.lease is not None and self.lease.active:
             await self._within(self._in_thread(self.lease.release), 1.0)

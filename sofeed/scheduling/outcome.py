@@ -4,6 +4,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 OK, NOT_MODIFIED, DEFERRED, FAILED, TIMED_OUT = "ok", "not_modified", "deferred", "failed", "timeout"
+# Past its deadline through no fault of the feed: it answered and was read,
+# or the deadline passed before it was even requested (a busy machine, a
+# slow database). Not a failure of the feed, so no backoff: waiting longer
+# would only let new questions scroll out of the feed unread.
+SLOW = "slow"
 
 
 @dataclass
@@ -18,11 +23,17 @@ class CrawlOutcome:
     invalid: int = 0
     error: str | None = None
     retry_at: datetime | None = None  # from Retry-After
+    warning: str | None = None  # something odd about a feed that was read anyway
 
     @property
     def ok(self):
         """Whether the crawl did its job; a Retry-After wait is not a failure."""
         return self.outcome in (OK, NOT_MODIFIED, DEFERRED)
+
+    @property
+    def feed_failed(self):
+        """Whether the feed failed (it did not answer in time, or answered badly): it backs off."""
+        return not self.ok and self.outcome != SLOW
 
     @property
     def seconds(self):
@@ -33,8 +44,13 @@ class CrawlOutcome:
         """Classify a crawl that ran to its end (or was cut off) by its stats."""
         error = _without_feed_prefix(stats.get("sofeed/error"), feed)
         reason = stats.get("finish_reason")
+        answered = stats.get("sofeed/http_status") in (200, 304) and not stats.get("sofeed/feed_error")
         if stats.get("sofeed/store_error"):
             outcome = FAILED
+        elif stats.get("sofeed/not_requested"):
+            outcome, error = SLOW, "the crawl's deadline passed before the feed was requested"
+        elif reason == TIMED_OUT and answered:
+            outcome, error = SLOW, "the feed answered, but the crawl ran past its deadline"
         elif reason == TIMED_OUT or (deadline_passed and (error or reason != "finished")):
             outcome = TIMED_OUT
             error = f"cut off at its deadline: {error or 'still running'}"
@@ -59,6 +75,7 @@ class CrawlOutcome:
             invalid=stats.get("sofeed/invalid", 0),
             error=error,
             retry_at=stats.get("sofeed/not_before"),
+            warning=stats.get("sofeed/warning"),
         )
 
     @classmethod
@@ -72,10 +89,11 @@ class CrawlOutcome:
             return f"feed {self.feed}: skipped, it asked us to wait until {self.retry_at:%H:%M:%S} UTC"
         status = f"HTTP {self.http_status}" if self.http_status else "no response"
         counts = f"{self.new} new, {self.duplicate} duplicate, {self.invalid} invalid"
+        also = f"; {self.warning}" if self.warning else ""
         if self.ok:
-            return f"feed {self.feed}: {status}, {counts}, {self.seconds:.2f} s"
+            return f"feed {self.feed}: {status}, {counts}, {self.seconds:.2f} s{also}"
         took = f"{self.seconds:.2f} s"
-        return f"feed {self.feed}: {self.outcome} after {took} ({status}, {counts}): {self.error}"
+        return f"feed {self.feed}: {self.outcome} after {took} ({status}, {counts}): {self.error}{also}"
 
     def record(self):
         """The fields the store keeps for the latest crawl of the feed."""

@@ -1,5 +1,6 @@
 """The `sofeed` spider: Stack Overflow's Atom feed, read into QuestionItems."""
 
+import codecs
 import logging
 import re
 
@@ -12,7 +13,7 @@ from scrapy.spiders import XMLFeedSpider
 
 from sofeed.atom import ATOM_NS, RANK_NS, read_entry
 from sofeed.items import QuestionItem
-from sofeed.middlewares import FEED_META, FeedDeferred, StoreUnavailable
+from sofeed.middlewares import FEED_META, CrawlTimeUp, FeedDeferred, StoreUnavailable
 from sofeed.store import Store
 
 DEFAULT_FEED_URL = "https://stackoverflow.com/feeds"
@@ -22,6 +23,10 @@ _FEED_TAG = f"{{{ATOM_NS}}}feed"
 _ENTRY_END = re.compile(r"</(?:[\w.-]+:)?entry\s*>")
 # RobotsTxtMiddleware's reason for the IgnoreRequest it raises.
 _ROBOTS_FORBIDDEN = "Forbidden by robots.txt"
+# An entity declaration in a document's DTD.
+_ENTITY_DECLARATION = re.compile(r"<!ENTITY\s")
+# The first element's start tag: what comes before it is the prolog, DTD included.
+_FIRST_ELEMENT = re.compile(r"<[^?!]")
 
 
 class RobotsTxtErrorFilter(logging.Filter):
@@ -37,10 +42,63 @@ class RobotsTxtErrorFilter(logging.Filter):
         return not record.getMessage().startswith("Error downloading")
 
 
-def _quiet_robotstxt_errors():
-    robots_logger = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
-    if not any(isinstance(f, RobotsTxtErrorFilter) for f in robots_logger.filters):
-        robots_logger.addFilter(RobotsTxtErrorFilter())
+class RefusedDownloadFilter(logging.Filter):
+    """Keep Scrapy's warnings about a download it gave up out of the log.
+
+    A body over DOWNLOAD_MAXSIZE (as sent, or once decompressed) and a
+    connection closed before the whole body came are each logged by Scrapy
+    as a warning, and then fail the request with the same message, which
+    feed_failed reports: without this filter a crawl would log the fault twice.
+    """
+
+    MESSAGES = ("larger than download max size", "exceeded DOWNLOAD_MAXSIZE", "Got data loss in")
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not any(text in message for text in self.MESSAGES)
+
+
+# Scrapy's loggers whose lines the spider reports better, and the filter that drops them.
+_QUIETED = {
+    "scrapy.downloadermiddlewares.robotstxt": RobotsTxtErrorFilter,
+    "scrapy.core.downloader.handlers.http11": RefusedDownloadFilter,
+    "scrapy.downloadermiddlewares.httpcompression": RefusedDownloadFilter,
+}
+
+
+def _quiet_what_the_spider_reports():
+    for name, filter_class in _QUIETED.items():
+        quieted = logging.getLogger(name)
+        if not any(isinstance(f, filter_class) for f in quieted.filters):
+            quieted.addFilter(filter_class())
+
+
+def mislabelled_utf8(response):
+    """Whether a response that declares another encoding is, in fact, UTF-8.
+
+    Bytes above 0x7F that decode as UTF-8 are UTF-8: text in Latin-1 or
+    cp1252 almost never forms valid multi-byte sequences. A body without such
+    bytes reads the same in any ASCII-compatible encoding, so it is left alone.
+    """
+    if codecs.lookup(response.encoding).name == "utf-8" or response.body.isascii():
+        return False
+    try:
+        response.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def declared_entities(text):
+    """How many entities the document's DTD declares (never expanded: see atom.py)."""
+    first_element = _FIRST_ELEMENT.search(text)
+    prolog = text[: first_element.start()] if first_element else text
+    return len(_ENTITY_DECLARATION.findall(prolog))
+
+
+def _a_retry_or_redirect(request):
+    """Whether a request follows an earlier try of the feed, whose failure it must not hide."""
+    return bool(request.meta.get("retry_times") or request.meta.get("redirect_times"))
 
 
 def split_urls(value):
@@ -79,7 +137,7 @@ class SofeedSpider(XMLFeedSpider):
         self.deadline = deadline
         self._store = store
         self._owns_store = False
-        _quiet_robotstxt_errors()
+        _quiet_what_the_spider_reports()
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -113,10 +171,18 @@ class SofeedSpider(XMLFeedSpider):
             yield Request(url, meta={FEED_META: url}, errback=self.feed_failed, dont_filter=True)
 
     def adapt_response(self, response):
-        """Give XMLFeedSpider text to parse even for a 304 or a binary body."""
-        if isinstance(response, TextResponse):
-            return response
-        return response.replace(cls=XmlResponse)
+        """Give XMLFeedSpider text to parse even for a 304 or a binary body, in the right encoding."""
+        if not isinstance(response, TextResponse):
+            return response.replace(cls=XmlResponse)
+        if mislabelled_utf8(response):
+            url = response.meta.get(FEED_META, response.url)
+            self._report_warning(
+                url,
+                "the response says its encoding is %s, but the body is UTF-8; read as UTF-8",
+                response.encoding,
+            )
+            return response.replace(encoding="utf-8")
+        return response
 
     def parse_nodes(self, response, nodes):
         """Yield the entries of a feed, or report why the response is not one."""
@@ -126,6 +192,14 @@ class SofeedSpider(XMLFeedSpider):
             self.crawler.stats.inc_value("sofeed/not_modified")
             self.logger.info("feed %s: 304 Not Modified, nothing new", url)
             return
+        entities = declared_entities(response.text)
+        if entities:
+            self._report_warning(
+                url,
+                "its DTD declares %d entit%s, and entity references are never expanded",
+                entities,
+                "y" if entities == 1 else "ies",
+            )
         # Entry end tags in the text tell how many entries the document holds
         # whole, whatever the recovering parser made of it.
         complete = len(_ENTRY_END.findall(response.text))
@@ -165,6 +239,11 @@ class SofeedSpider(XMLFeedSpider):
             self.crawler.stats.set_value("sofeed/not_before", failure.value.not_before)
             self.logger.info("feed %s: skipped, %s", url, failure.value)
             return
+        if failure.check(CrawlTimeUp) and not _a_retry_or_redirect(request):
+            # Never asked: this process or its database was too slow, not the feed.
+            self.crawler.stats.set_value("sofeed/not_requested", 1)
+            self.logger.warning("feed %s: not requested, the crawl's deadline passed first", url)
+            return
         if failure.check(IgnoreRequest) and str(failure.value) == _ROBOTS_FORBIDDEN:
             self._report_error(
                 "feed %s is disallowed by its site's robots.txt for our User-Agent; "
@@ -181,13 +260,21 @@ class SofeedSpider(XMLFeedSpider):
             later = f"; not fetching it again before {wait:%H:%M:%S} UTC" if wait else ""
             self._report_error("feed %s: HTTP %d%s", url, response.status, later)
         else:
-            self._report_error("feed %s: fetch failed: %s: %s", url, failure.type.__name__, failure.value)
+            why = f"{failure.type.__name__}: {failure.value}" if str(failure.value) else failure.type.__name__
+            self._report_error("feed %s: fetch failed: %s", url, why)
 
     def _report_error(self, message, *args):
         """Log a broken feed once, and keep the line in the stats for the scheduler."""
         self.crawler.stats.inc_value("sofeed/feed_error")
         self.crawler.stats.set_value("sofeed/error", message % args)
         self.logger.error(message, *args)
+
+    def _report_warning(self, url, message, *args):
+        """Log something odd about a feed that was read anyway; the scheduler adds it to the crawl's line."""
+        stats = self.crawler.stats
+        earlier = stats.get_value("sofeed/warning")
+        stats.set_value("sofeed/warning", f"{earlier}; {message % args}" if earlier else message % args)
+        self.logger.warning(f"feed %s: {message}", url, *args)
 
     def _report_empty(self, response, url):
         root = Selector(response, type="xml").root
