@@ -113,3 +113,26 @@ def earlier_store(mongo_uri, database_name):
     store = Store(writer.client, database_name, clock=StrictClock(now=lambda: time.time() - 10))
     yield store
     store.close()
+
+
+# The long run (tests/reliability/test_long_run.py, marked long_run) crawls
+# for ten minutes in the background of the whole session; its test runs last,
+# waits for the cycles to be done, and checks what was measured meanwhile.
+
+
+def pytest_collection_modifyitems(items):
+    """Run the long-run test last (a stable sort keeps every other test in place)."""
+    items.sort(key=lambda item: item.get_closest_marker("long_run") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def long_run(request, tmp_path_factory):
+    """The long run, started with the session when its test was collected; None otherwise."""
+    if not any(item.get_closest_marker("long_run") for item in request.session.items):
+        yield None
+        return
+    from tests.reliability.long_run import LongRun
+
+    run = LongRun(tmp_path_factory.mktemp("long_run"))
+    yield run
+    run.stop()

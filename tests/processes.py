@@ -7,12 +7,15 @@ and the web app under gunicorn with webapp/gunicorn_conf.py.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sofeed.store import question_key
@@ -87,17 +90,24 @@ class FeedSimulator:
         stop(self.process)
 
 
-def start_scheduler(feed_url, mongo_uri, database, log):
-    """scheduler.py crawling feed_url every second, as `make demo` runs it."""
+def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
+    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
     environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
+    environment.pop("SOFEED_FEED_URLS", None)
+    command = [sys.executable, "scheduler.py", "--interval", str(interval)]
+    for url in (feed_url, *more_feeds):
+        command += ["--feed-url", url]
     return subprocess.Popen(
-        [sys.executable, "scheduler.py", "--interval", "1", "--feed-url", feed_url],
-        cwd=ROOT,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
     )
+
+
+def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
+    """start_scheduler for several feeds, its output in a new file at log_path; returns a Scheduler."""
+    first, *more = feed_urls
+    with open(log_path, "w") as log:
+        process = start_scheduler(first, mongo_uri, database, log, interval, more)
+    return Scheduler(process, log_path)
 
 
 class WebApp:
@@ -142,6 +152,58 @@ class WebApp:
         stop(self.process)
 
 
+# A crawl line: "2026-01-01 12:00:00,123 INFO sofeed.scheduling.loop: feed URL: what happened"
+_CRAWL_LINE = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<level>[A-Z]+) sofeed\.scheduling\.loop: "
+    r"feed (?P<feed>\S+): (?P<text>.*)$"
+)
+# How long the crawl took: "failed after 0.12 s (" or ", 0 invalid, 0.21 s" at the end or before a warning.
+_TOOK = re.compile(r"(?: after |, )(\d+\.\d\d) s(?: \(|;|$)")
+_COUNT = re.compile(r"\b(\d+) (new|duplicate|invalid)\b")
+# What else the scheduler logs when all goes as it should: starting, the lease, skipped ticks, stopping.
+_LIFECYCLE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO (?:"
+    r"sofeed\.scheduler: (?:crawling .+ every .+ into |SIGTERM: stopping|stopped$)"
+    r"|sofeed\.scheduling\.lease: (?:active: |standby: |released the crawl lease$)"
+    r"|sofeed\.scheduling\.loop: (?:tick skipped: |stopping: closing the running crawl$))"
+)
+
+
+def log_time(stamp):
+    """Epoch seconds of a log line's "2026-01-01 12:00:00,123" (the scheduler logs local time)."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+@dataclass
+class CrawlLine:
+    """One crawl of one feed, as the scheduler logged it."""
+
+    feed: str
+    level: str
+    text: str  # after "feed URL: "
+    ended: float  # epoch seconds
+    took: float | None  # None for a crawl skipped because of Retry-After
+
+    @classmethod
+    def parse(cls, line):
+        match = _CRAWL_LINE.match(line)
+        if match is None:
+            return None
+        took = _TOOK.search(match["text"])
+        return cls(
+            match["feed"], match["level"], match["text"], log_time(match["at"]), took and float(took[1])
+        )
+
+    @property
+    def started(self):
+        return self.ended - (self.took or 0.0)
+
+    def count(self, what):
+        """The crawl's "N new", "N duplicate" or "N invalid"."""
+        counts = {name: int(number) for number, name in _COUNT.findall(self.text)}
+        return counts.get(what, 0)
+
+
 class Scheduler:
     """A running `python scheduler.py` and its log."""
 
@@ -158,6 +220,23 @@ class Scheduler:
     def crawl_lines(self):
         return [line for line in self.log().splitlines() if " sofeed.scheduling.loop: feed " in line]
 
+    def crawls(self, feed=None):
+        """The crawl lines, parsed; only those of one feed URL if given."""
+        parsed = (CrawlLine.parse(line) for line in self.log().splitlines())
+        return [crawl for crawl in parsed if crawl is not None and feed in (None, crawl.feed)]
+
+    def unexpected_lines(self):
+        """Lines other than crawl lines and the lifecycle's: a traceback, a library's warning."""
+        return [
+            line
+            for line in self.log().splitlines()
+            if CrawlLine.parse(line) is None and not _LIFECYCLE.match(line)
+        ]
+
+    def footprint(self):
+        """What the process holds now: {"rss_mb", "peak_rss_mb", "threads", "fds", "children"}."""
+        return footprint(self.process.pid) | {"children": len(self.children())}
+
     def children(self):
         """Processes whose parent is the scheduler."""
         found = []
@@ -169,6 +248,19 @@ class Scheduler:
             if int(fields[1]) == self.process.pid:
                 found.append(stat.parent.name)
         return found
+
+
+def footprint(pid):
+    """A process's resident memory now and at its peak (MB), its threads and its open file descriptors."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return {
+        "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
+        "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024,
+        "threads": int(status["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
 
 
 class PrivateFerretDB:
