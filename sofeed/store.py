@@ -52,6 +52,11 @@ VISIBILITY_LAG = timedelta(milliseconds=500)
 # How many of the newest questions `recent` keeps (a little more between trims).
 RECENT_KEEP = 1000
 RECENT_TRIM_EVERY = 100
+# A question in `questions` but missing from `recent` this long after its
+# `fetched`, while `recent` reaches back that far, was never announced: its
+# writer died between the insert and the announcement. (A live writer
+# finishes announcing within a few VISIBILITY_LAGs.)
+UNANNOUNCED_AFTER = timedelta(seconds=10)
 
 # Fields that change when a question is edited or voted on: refreshed when a
 # sighting differs. Links change too, because they carry the title slug.
@@ -198,17 +203,31 @@ class Store:
         try:
             self.questions.insert_one(question)
         except DuplicateKeyError:
-            # Known, but older than `recent` keeps, or just stored by another writer.
-            self._refresh(key, mutable, also_recent=False)
-            return False
+            # Known, but older than `recent` keeps, or just stored by another
+            # writer, or stored by one that died before announcing it.
+            stored = self._refresh(key, mutable, also_recent=False)
+            if stored is None or not self._unannounced(stored):
+                return False
+            question = {**stored, **mutable, "fetched": self._clock()}  # re-stamped: pages are past it
+            self.questions.update_one({"_id": key}, {"$set": {"fetched": question["fetched"]}})
+            started = self._timer()
         self._announce(question, started)
         return True
 
     def _refresh(self, key, mutable, also_recent):
+        """Write a known question's mutable fields; returns its `questions` document as it was."""
         changes = {"$set": {**mutable, "last_changed": self._clock()}}
-        self.questions.update_one({"_id": key}, changes)
+        stored = self.questions.find_one_and_update({"_id": key}, changes)
         if also_recent:
             self.recent.update_one({"_id": key}, changes)
+        return stored
+
+    def _unannounced(self, stored):
+        """Whether a question that is not in `recent` should be: see UNANNOUNCED_AFTER."""
+        if self._clock() - stored["fetched"] < UNANNOUNCED_AFTER:
+            return False  # its writer may still be announcing it
+        reaches_back = self.recent.find_one({"fetched": {"$lte": stored["fetched"]}}, {"_id": 1})
+        return reaches_back is not None or self.recent.estimated_document_count() < RECENT_KEEP
 
     def _announce(self, question, started):
         """Copy a new question into `recent` and count it; re-stamp it if that was slow.

@@ -189,3 +189,31 @@ def test_a_lease_is_held_by_one_holder_until_it_expires_or_is_released(store):
     assert store.lease("scheduler")["holder"] == "b"
     store.release_lease("scheduler", "b")
     assert store.lease("scheduler") is None
+
+
+def unannounced_insert(store, age):
+    """What a writer killed between its insert and its announcement leaves: the question only."""
+    fetched = datetime.now(UTC) - age
+    key = question_key(QUESTION["entry_id"])
+    store.questions.insert_one({**QUESTION, "_id": key, "fetched": fetched, "last_changed": fetched})
+    return key
+
+
+def test_a_question_whose_writer_died_before_announcing_it_is_announced_when_seen_again(store):
+    key = unannounced_insert(store, age=timedelta(seconds=30))
+    assert store.save_question(QUESTION) is True
+    [copy] = store.recent.find()
+    assert copy["_id"] == key
+    # Re-stamped: the pages are past its old fetched.
+    assert copy["fetched"] > datetime.now(UTC) - timedelta(seconds=5)
+    assert store.questions.find_one({"_id": key})["fetched"] == copy["fetched"]
+    assert (store.change_version(), store.count_questions()) == (1, 1)
+    assert store.save_question(QUESTION) is False
+    assert store.change_version() == 1
+
+
+def test_a_question_another_writer_is_still_announcing_is_left_to_it(store):
+    unannounced_insert(store, age=timedelta(seconds=1))
+    assert store.save_question(QUESTION) is False
+    assert store.recent.count_documents({}) == 0
+    assert store.change_version() == 0
