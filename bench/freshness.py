@@ -149,35 +149,25 @@ def run(quick):
         f"{count} questions published at random moments over {spread} crawl intervals of {interval:g} s, "
         "default page settings, headless Chromium",
     )
-    anchor_name = f"2015 design: {interval:g} s crawl + {ANCHOR_POLL:g} s poll (model)"
-    for share, label in ((0.5, "p50"), (0.95, "p95")):
-        value = common.percentile(end_to_end, share)
-        goal = share == 0.95
-        result.add(
-            f"end to end, {label}",
-            value,
-            "s",
-            anchor_name,
-            anchor[share],
-            common.ratio(value, anchor[share]),
-            "x the anchor's time",
-            f"≤ {interval + 1:g} s" if goal else "none (context)",
-            value <= interval + 1 if goal else None,
-        )
-    for share, label in ((0.5, "p50"), (0.95, "p95")):
-        value = common.percentile(after_crawl, share)
-        goal = share == 0.95
-        result.add(
-            f"after the crawl (from `fetched`), {label}",
-            value,
-            "s",
-            f"2015 design: {ANCHOR_POLL:g} s poll (model)",
-            after_anchor[share],
-            common.ratio(value, after_anchor[share]),
-            "x the anchor's time",
-            "≤ 1 s" if goal else "none (context)",
-            value <= 1 if goal else None,
-        )
+    figures = (
+        ("end to end", end_to_end, f"{interval:g} s crawl + {ANCHOR_POLL:g} s poll", anchor, interval + 1),
+        ("after the crawl (from `fetched`)", after_crawl, f"{ANCHOR_POLL:g} s poll", after_anchor, 1),
+    )
+    for name, seconds, design, modelled, goal_seconds in figures:
+        for share, label in ((0.5, "p50"), (0.95, "p95")):
+            value = common.percentile(seconds, share)
+            goal = share == 0.95
+            result.add(
+                f"{name}, {label}",
+                value,
+                "s",
+                f"2015 design: {design} (model)",
+                modelled[share],
+                common.ratio(value, modelled[share]),
+                "x the anchor's time",
+                f"≤ {goal_seconds:g} s" if goal else "none (context)",
+                value <= goal_seconds if goal else None,
+            )
     result.note(
         "worst case",
         f"end to end {max(end_to_end):.2f} s (anchor {interval + ANCHOR_POLL:g} s), "

@@ -17,6 +17,7 @@ from pymongo import MongoClient
 from sofeed.store import Store
 from tests.feed_server import FeedServer
 from tests.helpers import ROOT, CrawlResult
+from tests.processes import PrivateFerretDB
 from tools import localdb
 
 
@@ -50,6 +51,15 @@ def store(mongo_uri, database_name):
     store = Store.connect(mongo_uri, database_name)
     yield store
     store.close()
+
+
+@pytest.fixture
+def private_ferretdb(tmp_path):
+    """A FerretDB of the test's own, which it may stop and start again on the same port."""
+    server = PrivateFerretDB(tmp_path / "ferretdb")
+    yield server
+    server.stop()
+    server.log.close()
 
 
 @pytest.fixture

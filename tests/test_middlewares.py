@@ -136,25 +136,26 @@ def test_a_crawl_without_a_deadline_keeps_its_download_timeout():
     assert request.meta["download_timeout"] == 6
 
 
-def test_a_failed_try_is_not_retried_when_less_time_is_left_than_it_took():
+def sent_at_100_with_a_deadline_at_101():
+    """A deadline middleware on a settable clock, and a request it let go at 100.0."""
     clock = [100.0]
     spider = make_spider()
     spider.deadline = 101.0
     middleware = CrawlDeadlineMiddleware(spider.crawler, clock=lambda: clock[0])
     request = Request(FEED)
     middleware.process_request(request)
+    return middleware, request, clock
+
+
+def test_a_failed_try_is_not_retried_when_less_time_is_left_than_it_took():
+    middleware, request, clock = sent_at_100_with_a_deadline_at_101()
     clock[0] = 100.9  # the try took 0.9 s, and 0.1 s is left: a retry could only be cut off
     assert middleware.process_exception(request, TimeoutError()) is None
     assert request.meta["dont_retry"] is True
 
 
 def test_a_quick_failure_with_time_left_is_still_retried():
-    clock = [100.0]
-    spider = make_spider()
-    spider.deadline = 101.0
-    middleware = CrawlDeadlineMiddleware(spider.crawler, clock=lambda: clock[0])
-    request = Request(FEED)
-    middleware.process_request(request)
+    middleware, request, clock = sent_at_100_with_a_deadline_at_101()
     clock[0] = 100.05
     response = Response(FEED, status=500, request=request)
     assert middleware.process_response(request, response) is response

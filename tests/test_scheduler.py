@@ -15,7 +15,7 @@ from sofeed.store import Store
 from tests.atomfeed import render_feed, sample_entries
 from tests.feed_server import Reply
 from tests.helpers import ROOT
-from tests.processes import PrivateFerretDB, Scheduler, wait_until
+from tests.processes import Scheduler, wait_until
 
 FIVE = sample_entries(5)
 SIX = sample_entries(6)  # the same five, and a newer one on top
@@ -125,14 +125,6 @@ def test_sigterm_during_a_slow_crawl_exits_with_status_0_within_5_seconds_and_le
     assert scheduler.process.wait(timeout=5) == 0
     assert scheduler.lines("stopping")
     assert scheduler.lines("released the crawl lease")
-
-
-@pytest.fixture
-def private_ferretdb(tmp_path):
-    server = PrivateFerretDB(tmp_path / "ferretdb")
-    yield server
-    server.stop()
-    server.log.close()
 
 
 def test_the_scheduler_survives_a_database_outage_and_stores_the_feed_after_it(

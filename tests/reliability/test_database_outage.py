@@ -14,7 +14,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.processes import PrivateFerretDB, http, wait_until
+from tests.processes import http, wait_until
 from tests.reliability.pollers import Crowd, milliseconds, percentile
 from tests.reliability.results import record
 from tests.reliability.system import Site, chromium, displayed_ids, entry_id_counts
@@ -25,14 +25,6 @@ PROBE_EVERY = 0.5  # seconds between checks during the outage
 POLL_SECONDS = 0.5
 RECOVERY_TIMEOUT = 60  # seconds: generous, the machine is shared
 PROMISED = 2.0  # seconds: the README's "503 within 2 s" when the database is unreachable (measured only)
-
-
-@pytest.fixture
-def ferretdb(tmp_path):
-    server = PrivateFerretDB(tmp_path / "ferretdb")
-    yield server
-    server.stop()
-    server.log.close()
 
 
 @pytest.fixture
@@ -49,9 +41,9 @@ def probe_update(url):
 
 
 def test_a_30_second_database_outage_is_survived_and_every_question_of_the_feed_reaches_the_open_page(
-    ferretdb, browser, tmp_path
+    private_ferretdb, browser, tmp_path
 ):
-    uri = ferretdb.start()
+    uri = private_ferretdb.start()
     with Site(uri, "sofeed", tmp_path, poll_seconds=POLL_SECONDS) as site:
         site.wait_for_first_crawl()
         site.wait_until_settled()
@@ -66,7 +58,7 @@ def test_a_30_second_database_outage_is_survived_and_every_question_of_the_feed_
         web_pids, stored_before = site.web_pids(), site.stored()
 
         # The outage: probe the API and the page, and publish into the feed, for 30 s.
-        ferretdb.stop()
+        private_ferretdb.stop()
         stopped = time.monotonic()
         probes, published, shown_reconnecting = [], [], None
         while (elapsed := time.monotonic() - stopped) < OUTAGE_SECONDS:
@@ -84,7 +76,7 @@ def test_a_30_second_database_outage_is_survived_and_every_question_of_the_feed_
         feed_at_restart = set(site.feed_ids())
 
         # Recovery.
-        ferretdb.start()
+        private_ferretdb.start()
         restarted = time.monotonic()
         wait_until(lambda: probe_update(site.url)[0] == 200, RECOVERY_TIMEOUT, what="/update answering 200")
         update_back = time.monotonic() - restarted
@@ -171,9 +163,9 @@ def frozen(process):
 
 
 def test_a_database_that_hangs_for_10_seconds_gets_pages_503_answers_not_timeouts_and_loses_nothing(
-    ferretdb, tmp_path
+    private_ferretdb, tmp_path
 ):
-    uri = ferretdb.start()
+    uri = private_ferretdb.start()
     with Site(uri, "sofeed", tmp_path, publish_every=1.0) as site:
         site.wait_for_first_crawl()
         site.wait_until_settled()
@@ -181,7 +173,7 @@ def test_a_database_that_hangs_for_10_seconds_gets_pages_503_answers_not_timeout
         with Crowd(site.url, HANG_PAGES) as crowd:
             crowd.load()
             crowd.poll_for(1.0, 3)
-            with frozen(ferretdb.process):
+            with frozen(private_ferretdb.process):
                 froze = time.monotonic()
                 crowd.poll_for(1.0, HANG_SECONDS)
                 feed_at_thaw = set(site.feed_ids())
