@@ -126,7 +126,7 @@ def earlier_store(mongo_uri, database_name):
 
 
 # The long run (tests/reliability/test_long_run.py, marked long_run) crawls
-# for ten minutes in the background of the whole session; its test runs last,
+# for five minutes in the background of the whole session; its test runs last,
 # waits for the cycles to be done, and checks what was measured meanwhile.
 
 

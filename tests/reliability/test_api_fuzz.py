@@ -31,6 +31,9 @@ from tests.reliability.results import record
 from webapp import create_app, db
 from webapp.recent import UPDATE_LIMIT
 
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
+
 # Hypothesis keeps its caches in ./.hypothesis unless told otherwise; var/ is the build's.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / "var" / "hypothesis"))
 

@@ -11,9 +11,14 @@ slow insert (README: the page dedupes those).
 
 import threading
 
+import pytest
+
 from tests.reliability.pollers import Crowd
 from tests.reliability.results import record
 from tests.reliability.system import Site, entry_id_counts
+
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
 
 PAGES, POLL_SECONDS, SECONDS = 50, 0.5, 60
 PUBLISH_EVERY = 0.3  # seconds: a few new questions for each crawl, never more than the feed's 30

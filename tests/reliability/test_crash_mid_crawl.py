@@ -25,6 +25,9 @@ from tests.atomfeed import render_feed, sample_entries
 from tests.processes import launch_scheduler, log_time, stop, wait_until
 from tests.reliability.results import record
 
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
+
 INTERVAL = 1.0
 FEED = sample_entries(200)  # newest first, as the feed lists them
 IDS = [entry.entry_id for entry in FEED]

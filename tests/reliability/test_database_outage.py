@@ -19,6 +19,9 @@ from tests.reliability.pollers import Crowd, milliseconds, percentile
 from tests.reliability.results import record
 from tests.reliability.system import Site, chromium, displayed_ids, entry_id_counts
 
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
+
 OUTAGE_SECONDS = 30  # fixed by the issue
 PUBLISH_EVERY = 2.0  # seconds: 15 questions during the outage, all still in the feed's 30
 PROBE_EVERY = 0.5  # seconds between checks during the outage

@@ -16,6 +16,9 @@ from tests.processes import launch_scheduler, stop, wait_until
 from tests.reliability.faults import ENTRIES_PER_FEED, SECRET, UNICODE_TITLES, FaultyFeeds
 from tests.reliability.results import record
 
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
+
 # Eighteen feeds crawled in one reactor: every two seconds leaves room for a busy machine.
 INTERVAL = 2.0
 FAULTY_CRAWLS = 3  # crawls of each feed that meet its fault

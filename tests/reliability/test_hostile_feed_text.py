@@ -19,6 +19,9 @@ from tests.reliability.results import record
 from tests.reliability.system import Site, chromium, displayed_ids
 from tests.reliability.xss_payloads import FAMILIES, PAYLOADS
 
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
+
 BATCH = 10  # questions published between crawls: fewer than the feed's 30, so none drops out unseen
 WAIT = 60  # seconds, generous: the machine is shared
 

@@ -9,9 +9,14 @@ so the load generator takes little of the CPU the server is measured on.
 import os
 import time
 
+import pytest
+
 from tests.reliability.pollers import Crowd, milliseconds, percentile
 from tests.reliability.results import record
 from tests.reliability.system import Site, cpu_seconds
+
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
 
 PAGES, INTERVAL, SECONDS = 200, 1.0, 60  # fixed by the issue
 PUBLISH_EVERY = 1.0

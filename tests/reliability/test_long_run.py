@@ -1,4 +1,4 @@
-"""Scenario 8: the scheduler at a 1 s interval for 600 cycles against the feed simulator.
+"""Scenario 8: the scheduler at a 0.5 s interval for 600 cycles against the feed simulator.
 
 The run itself happens in the background of the whole session (see
 tests/reliability/long_run.py and tests/conftest.py); this test runs last,
@@ -10,6 +10,9 @@ import pytest
 
 from tests.reliability.long_run import INTERVAL, PUBLISH_EVERY, WARM_CYCLE
 from tests.reliability.results import record
+
+# The full tier (`make check`): real processes for seconds to minutes each.
+pytestmark = pytest.mark.check
 
 # Bounds from the warm cycle to the end. A leak of one object per crawl
 # would pass none of them over 600 cycles; a socket or a thread per crawl neither.
