@@ -1,9 +1,10 @@
-# sofeed: `make run` to mirror Stack Overflow, `make test` to run the suite.
+# sofeed: `make run` to mirror Stack Overflow, `make test` for the fast tier, `make check` for everything.
 # Every target sets up what it needs first; setup is idempotent and quick once done.
 
 VENV      := .venv
 PYTHON    := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+LOCK      := requirements.lock
 FERRETDB  := bin/ferretdb
 CHROMIUM  := /usr/bin/chromium
 WRK       := /usr/bin/wrk
@@ -11,18 +12,27 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export FERRETDB_TELEMETRY := disable
 
-.PHONY: setup test lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
+.PHONY: setup test check lock lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
 
-setup: $(INSTALLED) $(FERRETDB) $(CHROMIUM)
+# FerretDB first: a missing or old Go is said before minutes of installing packages.
+setup: $(FERRETDB) $(INSTALLED) $(CHROMIUM)
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+# The whole dependency tree, each package with its hashes, as CI installed it.
+$(INSTALLED): $(LOCK)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
 	touch $@
+
+# requirements.lock from requirements-dev.txt (which includes requirements.txt), after editing either.
+# Versions already in the lock are kept when they still fit; delete a line to let it move.
+lock: $(INSTALLED)
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+		--output-file $(LOCK) requirements-dev.txt
 
 # FerretDB v1.24.2 (SQLite backend), built from the Go module proxy; see tools/ferretdb/main.go.
 $(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum
-	cd tools/ferretdb && go build -trimpath -buildvcs=false -o ../../$(FERRETDB) .
+	@tools/require_go.sh tools/ferretdb/go.mod
+	cd tools/ferretdb && go build -trimpath -buildvcs=false -o $(abspath $(FERRETDB)) .
 
 # Debian's Chromium, for the browser tests.
 $(CHROMIUM):
@@ -34,8 +44,13 @@ $(WRK):
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q wrk
 
-# The suite, then a smoke run of every benchmark, so that none of them rots.
-test: lint
+# The fast tier: every test not marked `check` (see pyproject.toml), the browser tests included.
+test: setup
+	$(PYTHON) -m pytest -m "not check"
+
+# Everything, as CI runs it: lint, the whole suite (tests/reliability/ and its long run
+# included), then a smoke run of every benchmark, so that none of them rots.
+check: lint
 	$(PYTHON) -m pytest
 	$(MAKE) --no-print-directory bench-quick
 
