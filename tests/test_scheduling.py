@@ -3,7 +3,6 @@
 import logging
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from twisted.internet.defer import Deferred
 
 from sofeed.scheduling.backoff import MAX_DELAY, FeedBackoff
@@ -247,12 +246,6 @@ def test_a_tick_while_a_cycle_runs_is_skipped_and_logged(caplog):
     loop.tick()
     assert loop.cycle is running
     assert "tick skipped" in caplog.records[-1].getMessage()
-
-
-@pytest.mark.parametrize("interval", [0.5, 30])
-def test_each_crawl_must_end_well_before_the_next_tick(interval):
-    loop = CrawlLoop(runner=None, store=None, feeds=[FEED], interval=interval, reactor=None)
-    assert loop.deadline < interval
 
 
 class FakeReactor:
