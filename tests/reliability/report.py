@@ -24,7 +24,7 @@ REPORT = ROOT / "docs" / "RELIABILITY.md"
 STALE_AFTER = timedelta(minutes=15)
 RECORDED = "%Y-%m-%d %H:%M:%S UTC"
 
-# Short notes, by the issue's scenario number: what the table cannot say in a cell.
+# Short notes, by scenario number: what the table cannot say in a cell.
 NOTES = {
     "1": (
         "All fault kinds run side by side: one scheduler crawls one feed URL per kind, each served by "
@@ -36,7 +36,8 @@ NOTES = {
         "the store), then sends SIGKILL, so 3b and 3c hit their window on every run. 3c, the count one "
         "short after a kill between a question's copy into `recent` and the count's $inc, is a strict "
         "xfail: the question shows, the counter does not recover (recounting `questions` scans it on "
-        "FerretDB). The seed's strategy is simulated on the state the crash left, not run."
+        "FerretDB). The newest-first stop-at-first-duplicate crawl it is compared with is simulated on "
+        "the state the crash left, not run."
     ),
     "8": (
         "The long run starts with the test session and crawls in its background, while the rest of the "
@@ -44,7 +45,7 @@ NOTES = {
         "`SOFEED_LONG_RUN_CYCLES` shortens it for a local run; the default is 600."
     ),
     "2": (
-        "The outage is fixed at 30 s by the issue. FerretDB is the test's own, stopped and started on "
+        "The outage lasts 30 s. FerretDB is the test's own, stopped and started on "
         "the same port. The feed gains a question every 2 s during the outage, so it still holds them all "
         "when the database is back; the open page must show them without a reload. A stopped server "
         "refuses connections at once; a hung one (2b) accepts them and answers nothing, so each call "

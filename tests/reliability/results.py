@@ -20,7 +20,7 @@ def record(scenario, *, injected, must_hold, result, order=None):
 
     injected, must_hold and result are short sentences of plain text (a few
     Markdown backticks at most); order sorts the rows in the table (the
-    issue's scenario number, then a letter: "1a", "1b", ... ).
+    scenario number, then a letter: "1a", "1b", ... ).
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-")

@@ -6,9 +6,9 @@ feed again and stores what is missing. The kill is placed, not hoped for:
 the test freezes the scheduler (SIGSTOP), looks at the database, and kills
 it (SIGKILL) only at the moment it wants, else lets it go on (SIGCONT).
 
-The seed's strategy, kept here as a comparison and nowhere in the product,
-walked the feed newest first and stopped at the first question it already
-had: the same crash would have lost every entry it had not reached.
+The naive strategy, kept here as a comparison and nowhere in the product,
+walks the feed newest first and stops at the first question it already
+has: the same crash would lose every entry it had not reached.
 """
 
 import contextlib
@@ -33,9 +33,9 @@ FEED = sample_entries(200)  # newest first, as the feed lists them
 IDS = [entry.entry_id for entry in FEED]
 
 
-def seed_strategy_loss(newest_first, stored_before_the_crash):
-    """How many entries the seed's crawl would never store after restarting: it walked the
-    feed newest first, inserting, and stopped at the first question it already had."""
+def stop_at_first_duplicate_loss(newest_first, stored_before_the_crash):
+    """How many entries a naive crawl would never store after restarting: one that walks the
+    feed newest first, inserting, and stops at the first question it already has."""
     stored = set(stored_before_the_crash)
     for entry_id in newest_first:
         if entry_id in stored:
@@ -137,10 +137,11 @@ def test_a_scheduler_killed_while_inserting_a_200_entry_feed_stores_every_entry_
     assert lease["expires"].timestamp() <= killed_at + LEASE_INTERVALS * INTERVAL
     assert log_time(active[:23]) >= lease["expires"].timestamp() or not second.lines("standby: ")
     takeover = second.crawls()[0].started - killed_at
-    lost_by_the_seed = seed_strategy_loss(IDS, IDS[: len(left)])  # its crash kept the newest
-    assert lost_by_the_seed == len(FEED) - len(left) > 0
-    # Our order is what makes even the seed's stop safe in this crash (not why the crawl goes on).
-    assert seed_strategy_loss(IDS, left) == 0
+    lost_by_stopping = stop_at_first_duplicate_loss(IDS, IDS[: len(left)])  # its crash kept the newest
+    assert lost_by_stopping == len(FEED) - len(left) > 0
+    # Our order is what makes even a stop at the first duplicate safe in this crash
+    # (not why the crawl goes on).
+    assert stop_at_first_duplicate_loss(IDS, left) == 0
 
     record(
         "Crash in the middle of a crawl",
@@ -150,8 +151,8 @@ def test_a_scheduler_killed_while_inserting_a_200_entry_feed_stores_every_entry_
         "the restart takes over the dead scheduler's lease",
         result=f"{len(FEED)}/{len(FEED)} stored once ({len(left)} before the kill, "
         f"{len(FEED) - len(left)} new after it); the restart crawled {takeover:.1f} s after the kill "
-        f"(lease: {LEASE_INTERVALS:g} intervals); the seed's newest-first stop-at-first-duplicate "
-        f"crawl would have lost {lost_by_the_seed} of {len(FEED)} in the same crash",
+        f"(lease: {LEASE_INTERVALS:g} intervals); a newest-first stop-at-first-duplicate "
+        f"crawl would have lost {lost_by_stopping} of {len(FEED)} in the same crash",
         order="3a",
     )
 

@@ -22,7 +22,7 @@ from tests.reliability.system import Site, chromium, displayed_ids, entry_id_cou
 # The full tier (`make check`): real processes for seconds to minutes each.
 pytestmark = pytest.mark.check
 
-OUTAGE_SECONDS = 30  # fixed by the issue
+OUTAGE_SECONDS = 30  # long enough for every part to notice, retry and give up at least once
 PUBLISH_EVERY = 2.0  # seconds: 15 questions during the outage, all still in the feed's 30
 PROBE_EVERY = 0.5  # seconds between checks during the outage
 POLL_SECONDS = 0.5

@@ -18,7 +18,7 @@ from tests.reliability.system import Site, cpu_seconds
 # The full tier (`make check`): real processes for seconds to minutes each.
 pytestmark = pytest.mark.check
 
-PAGES, INTERVAL, SECONDS = 200, 1.0, 60  # fixed by the issue
+PAGES, INTERVAL, SECONDS = 200, 1.0, 60  # 200 pages polling every second, for a minute
 PUBLISH_EVERY = 1.0
 
 
