@@ -241,6 +241,7 @@ def outage_site(tmp_path):
                 process.stdin.close()
 
 
+@pytest.mark.check  # the full tier: its own FerretDB, stopped and started again
 def test_a_database_outage_shows_reconnecting_and_the_page_recovers_by_itself(outage_site, page):
     web, uri, servers, restart = outage_site
     connection = Store.connect(uri, "sofeed")

@@ -137,6 +137,7 @@ def test_sigterm_during_a_slow_crawl_exits_with_status_0_within_5_seconds_and_le
     assert scheduler.lines("released the crawl lease")
 
 
+@pytest.mark.check  # the full tier: its own FerretDB, stopped and started again
 def test_the_scheduler_survives_a_database_outage_and_stores_the_feed_after_it(
     start_scheduler, feed_server, private_ferretdb, database_name
 ):
@@ -161,6 +162,7 @@ def test_the_scheduler_survives_a_database_outage_and_stores_the_feed_after_it(
     store.close()
 
 
+@pytest.mark.check  # the full tier: two schedulers and a wait for the lease to expire
 def test_two_schedulers_one_database_one_crawls_and_the_standby_takes_over_after_a_kill(
     start_scheduler, feed_server, store
 ):

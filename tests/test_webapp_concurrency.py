@@ -6,8 +6,13 @@ import re
 import threading
 import time
 
+import pytest
+
 from sofeed.store import VISIBILITY_LAG, Store, StrictClock
 from tests.helpers import question_fields
+
+# The full tier: a minute or more of 22 threads against the database.
+pytestmark = pytest.mark.check
 
 WRITERS, PER_WRITER, POLLERS = 2, 250, 20
 POLL_SECONDS = 0.05
