@@ -5,6 +5,7 @@ PATH (a two-line shell script that prints a version), building into the
 test's own folder, so nothing of the checkout is rebuilt.
 """
 
+import re
 import subprocess
 
 import pytest
@@ -70,3 +71,25 @@ def test_setup_with_a_new_enough_go_goes_on_to_build(tmp_path, version):
     assert result.returncode == 0, result.stderr
     assert said_by_the_check(result) == []
     assert "go build -trimpath" in result.stdout
+
+
+def pins(path):
+    """{normalised name: version} of a requirements file's `name==version` lines."""
+    found = {}
+    for line in path.read_text().splitlines():
+        requirement = line.split("#")[0].strip().rstrip("\\").strip()
+        if "==" in requirement:
+            name, version = requirement.split("==")
+            found[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.strip()
+    return found
+
+
+def test_the_lock_holds_every_direct_requirement_at_its_pinned_version():
+    locked = pins(ROOT / "requirements.lock")
+    direct = pins(ROOT / "requirements.txt") | pins(ROOT / "requirements-dev.txt")
+    differ = {
+        name: (version, locked.get(name)) for name, version in direct.items() if locked.get(name) != version
+    }
+    assert differ == {}, "a requirements file changed after the lock: run `make lock`"
+    # And the rest of the tree besides, Scrapy's own dependencies among them.
+    assert {"cryptography", "pyopenssl", "w3lib", "protego", "zope-interface"} <= set(locked)
