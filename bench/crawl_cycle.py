@@ -24,11 +24,11 @@ import uuid
 
 import common
 
-from bench import atom_data
 from bench.services import cpu_seconds, memory_mib, private_database, product_environment, scheduler
 from sofeed.store import Store
-from tests.feed_server import FeedServer
 from tests.processes import wait_until
+from tools.sim import atom
+from tools.sim.feed_server import FeedServer
 
 INTERVAL = 0.5
 FEED_ENTRIES = 30
@@ -91,7 +91,7 @@ def check_answers(server, first, last, etag):
 def run(quick):
     warm_up, cycles, not_modified_cycles, anchor_runs = QUICK if quick else FULL
     work = common.work_dir("crawl_cycle")
-    body = atom_data.feed(FEED_ENTRIES, seed=30)
+    body = atom.realistic_feed(FEED_ENTRIES, seed=30)
     database = f"bench_crawl_{uuid.uuid4().hex[:8]}"
     server = FeedServer().start()
     try:

@@ -1,6 +1,6 @@
 """Freshness: how long a new question takes to appear in an open page.
 
-The whole system runs as in production, on one machine: tools/feedsim.py
+The whole system runs as in production, on one machine: tools/sim/feed_server.py
 plays Stack Overflow and publishes nothing by itself; scheduler.py crawls
 it at the default interval (30 s); the web app runs under gunicorn with
 webapp/gunicorn_conf.py and default page settings; headless Chromium

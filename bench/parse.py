@@ -5,7 +5,7 @@ XMLFeedSpider callback (`_parse`) with an XmlResponse; it selects the
 `<entry>` nodes with the "xml" iterator, and SofeedSpider.parse_nodes and
 parse_node (sofeed/atom.py's read_entry) build a QuestionItem from each.
 The input is a 3,000-entry feed shaped like Stack Overflow's
-(bench/atom_data.py), about 6 MB.
+(tools/sim/atom.py), about 6 MB.
 
 Anchors, on the same bytes, in the same run, one after the other:
   - a bare lxml.etree.iterparse loop that extracts the same fields (id,
@@ -32,8 +32,8 @@ import common
 import feedparser
 from lxml import etree, html
 
-from bench import atom_data
 from tests.helpers import feed_response, make_spider
+from tools.sim import atom
 
 ENTRIES, QUICK_ENTRIES = 3000, 300
 ROUNDS, QUICK_ROUNDS = 6, 2
@@ -121,7 +121,7 @@ def check_same_entries(body, spider, count):
 def run(quick):
     count = QUICK_ENTRIES if quick else ENTRIES
     rounds = QUICK_ROUNDS if quick else ROUNDS
-    body = atom_data.feed(count)
+    body = atom.realistic_feed(count)
     spider = make_spider()
     check_same_entries(body, spider, count)
     seconds = timed_rounds(

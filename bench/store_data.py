@@ -14,8 +14,8 @@ shows. copy() starts a second database as an exact copy of a first one.
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from bench import atom_data
 from sofeed.store import FIXED_FIELDS, MUTABLE_FIELDS, QUESTIONS, RECENT, RECENT_KEEP, question_key
+from tools.sim import atom
 
 BATCH = 1000
 # Distinct question bodies to draw from; ids, links and times are made unique.
@@ -28,7 +28,7 @@ _pool = []
 def _fields():
     """The next question's fields: a realistic body under a new number."""
     if not _pool:
-        _pool.extend(atom_data.question_fields(POOL))
+        _pool.extend(atom.realistic_fields(POOL))
     number = next(_numbers)
     fields = _pool[number % len(_pool)]
     slug = fields["link"].rsplit("/", 1)[1]

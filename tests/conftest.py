@@ -15,10 +15,10 @@ import pytest
 from pymongo import MongoClient
 
 from sofeed.store import Store
-from tests.feed_server import FeedServer
 from tests.helpers import ROOT, CrawlResult
 from tests.processes import PrivateFerretDB
 from tools import localdb
+from tools.sim.feed_server import FeedServer
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The system as real processes, for the end-to-end tests.
 
 Each part runs as it does in production: FerretDB (tools/localdb.py), the
-feed simulator (tools/feedsim.py), the scheduler (scheduler.py) crawling it,
+feed server (tools/sim/feed_server.py), the scheduler (scheduler.py) crawling it,
 and the web app under gunicorn with webapp/gunicorn_conf.py.
 """
 
@@ -11,7 +11,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,20 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 from sofeed.store import question_key
-from tests.helpers import ROOT
-from tools import localdb
-
-
-def wait_until(condition, timeout=20.0, step=0.05, what="the condition"):
-    """condition()'s first truthy value, polling every step seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(step)
+from tools import launcher, localdb
+from tools.launcher import wait_until  # noqa: F401 (the tests import it from here)
 
 
 def http(url, data=None, timeout=10):
@@ -54,31 +41,21 @@ def http(url, data=None, timeout=10):
 
 
 def stop(process, timeout=10):
-    """Stop a process this module started: SIGTERM, then SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop a process this module started, and its children."""
+    launcher.Part("a test process", process).stop(timeout)
 
 
 class FeedSimulator:
-    """tools/feedsim.py as a process: a Stack Overflow feed that grows by itself."""
+    """tools/sim/feed_server.py as a process: a Stack Overflow feed that grows by itself."""
 
     def __init__(self, every, seed=11):
-        self.process = subprocess.Popen(
-            [sys.executable, "tools/feedsim.py", "--port", "0", "--every", str(every), "--seed", str(seed)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.feed_url = self.process.stdout.readline().strip()
-        self.process.stdout.close()
+        command = [sys.executable, "tools/sim/feed_server.py", "--port", "0", "--every", str(every)]
+        self.part = launcher.start("the feed server", [*command, "--seed", str(seed)], first_line=True)
+        self.process = self.part.process
+        self.feed_url = self.part.first_line
         if not self.feed_url.startswith("http://"):
-            stop(self.process)
-            raise RuntimeError("tools/feedsim.py did not print its feed URL")
+            self.part.stop()
+            raise RuntimeError("tools/sim/feed_server.py did not print its feed URL")
 
     def publish(self, **fields):
         """Publish a question now; returns its _id in the store."""
@@ -87,7 +64,7 @@ class FeedSimulator:
         return question_key(answer["entry_id"])
 
     def stop(self):
-        stop(self.process)
+        self.part.stop()
 
 
 def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
@@ -97,9 +74,15 @@ def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds
     command = [sys.executable, "scheduler.py", "--interval", str(interval)]
     for url in (feed_url, *more_feeds):
         command += ["--feed-url", url]
-    return subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+    part = launcher.start(
+        "scheduler.py",
+        command,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    return part.process
 
 
 def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
@@ -133,15 +116,15 @@ class WebApp:
         command = [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py"]
         command += ["--bind", f"fd://{listener.fileno()}"]
         with listener:
-            self.process = subprocess.Popen(
+            self.process = launcher.start(
+                "gunicorn",
                 command,
-                cwd=ROOT,
                 env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=[listener.fileno()],
-            )
+            ).process
         # The socket already listens: this waits for a worker to answer.
         status, _ = http(self.url + "/static/style.css", timeout=30)
         if status != 200:

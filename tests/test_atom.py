@@ -12,8 +12,8 @@ from sofeed.atom import (
     read_entry,
     shorten,
 )
-from tests.atomfeed import Entry, render_feed
 from tests.helpers import fixture_bytes
+from tools.sim.atom import Entry, render_feed
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

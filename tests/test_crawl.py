@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sofeed.store import question_key
-from tests.atomfeed import Entry, render_feed, sample_entries
-from tests.feed_server import Reply
 from tests.helpers import fixture_bytes
+from tools.sim.atom import Entry, render_feed, sample_entries
+from tools.sim.feed_server import Reply
 
 THIRTY = sample_entries(30)
 FEED_30 = render_feed(THIRTY)

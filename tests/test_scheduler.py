@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 
 from sofeed.store import Store
-from tests.atomfeed import render_feed, sample_entries
-from tests.feed_server import Reply
 from tests.helpers import ROOT
 from tests.processes import Scheduler, wait_until
+from tools.sim.atom import render_feed, sample_entries
+from tools.sim.feed_server import Reply
 
 FIVE = sample_entries(5)
 SIX = sample_entries(6)  # the same five, and a newer one on top

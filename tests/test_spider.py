@@ -9,8 +9,8 @@ from twisted.python.failure import Failure
 from sofeed.items import QuestionItem
 from sofeed.middlewares import FEED_META, CrawlTimeUp
 from sofeed.spiders.sofeed import DEFAULT_FEED_URL
-from tests.atomfeed import Entry, render_feed, sample_entries
 from tests.helpers import feed_response, fixture_bytes, make_spider, parse
+from tools.sim.atom import Entry, render_feed, sample_entries
 
 
 def sofeed_errors(caplog):

@@ -9,7 +9,7 @@ scheduler and the web app under gunicorn, and prints the page's URL once
 the app answers. Ctrl-C (or SIGTERM) stops everything it started. If one
 part dies, the others are stopped too and the exit status is 1.
 
-The demo crawls tools/feedsim.py, which publishes a new question every few
+The demo crawls tools/sim/feed_server.py, which publishes a new question every few
 seconds, every 5 seconds, into its own database (sofeed_demo).
 """
 
@@ -107,7 +107,7 @@ def main(argv=None):
             env.setdefault("MONGO_DATABASE", "sofeed_demo")
             feedsim = launcher.start(
                 "the feed simulator",
-                [sys.executable, "tools/feedsim.py", "--port", "0", "--every", "4"],
+                [sys.executable, "tools/sim/feed_server.py", "--port", "0", "--every", "4"],
                 stdout=subprocess.PIPE,
                 text=True,
             )

@@ -11,8 +11,8 @@ import socket
 import zlib
 from dataclasses import dataclass, field
 
-from tests.atomfeed import render_feed, sample_entries, xml_escape
-from tests.feed_server import FeedServer, Reply
+from tools.sim.atom import render_feed, sample_entries, xml_escape
+from tools.sim.feed_server import FeedServer, Reply
 
 ENTRIES_PER_FEED = 5
 # Ten levels of ten references to 30 characters: 300 GB if it were ever expanded.

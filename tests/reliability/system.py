@@ -1,6 +1,6 @@
 """The whole site as real processes, for the reliability scenarios that need all of it.
 
-A Site is tools/feedsim.py, scheduler.py crawling it every second and the
+A Site is tools/sim/feed_server.py, scheduler.py crawling it every second and the
 web app under gunicorn (production config), on one database, with their
 logs in a folder; tests/processes.py starts each part. Also here: what the
 database holds, what the feed holds, the CPU time of a process tree, and
@@ -24,7 +24,7 @@ from tests.browser import launch_chromium
 from tests.processes import FeedSimulator, WebApp, launch_scheduler, stop, wait_until
 
 REFRESH_SECONDS = 0.25  # the web app's default: how stale a process's cache may be
-FEED_SIZE = 30  # entries in tools/feedsim.py's feed
+FEED_SIZE = 30  # entries in tools/sim/feed_server.py's feed
 # A traceback, or a line logged at ERROR or worse, in scheduler.py's or gunicorn's format.
 _PROBLEM = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
 

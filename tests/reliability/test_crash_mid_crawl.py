@@ -21,9 +21,9 @@ import pytest
 
 from sofeed.scheduling.loop import LEASE_INTERVALS
 from sofeed.store import question_key
-from tests.atomfeed import render_feed, sample_entries
 from tests.processes import launch_scheduler, log_time, stop, wait_until
 from tests.reliability.results import record
+from tools.sim.atom import render_feed, sample_entries
 
 # The full tier (`make check`): real processes for seconds to minutes each.
 pytestmark = pytest.mark.check

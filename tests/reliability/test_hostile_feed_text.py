@@ -1,7 +1,7 @@
 """Scenario 6: classic XSS payloads in every field of the feed, shown in real Chromium.
 
 Each payload of tests/reliability/xss_payloads.py is published through
-tools/feedsim.py as one question, in its title, author, author URI, tag,
+tools/sim/feed_server.py as one question, in its title, author, author URI, tag,
 link and summary; the scheduler crawls it and the web app serves it. The
 page must show every field as text, as /update hands it out (the store
 trims whitespace, and reduces the HTML summary to its text), live and in
@@ -175,7 +175,8 @@ def test_xss_payloads_in_every_field_display_as_text_and_never_run_live_or_serve
         order="6",
         injected=(
             f"{len(PAYLOADS)} classic XSS payloads ({len(FAMILIES)} families: {', '.join(FAMILIES)}) "
-            "published by `tools/feedsim.py` in each question's title, author, author URI, tag, link and "
+            "published by `tools/sim/feed_server.py` in each question's title, author, author URI, tag, link "
+            "and "
             "HTML summary, crawled by `scheduler.py`"
         ),
         must_hold=(

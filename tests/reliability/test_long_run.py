@@ -47,7 +47,8 @@ def test_the_scheduler_crawls_600_cycles_with_flat_memory_files_and_processes_an
     cpu_per_crawl = (last.cpu_seconds - warm.cpu_seconds) / (last.cycles - warm.cycles)
     record(
         "Long run",
-        injected=f"`scheduler.py --interval {INTERVAL:g}` for {cycles} cycles against tools/feedsim.py, "
+        injected=f"`scheduler.py --interval {INTERVAL:g}` for {cycles} cycles against "
+        "tools/sim/feed_server.py, "
         f"a new question every {PUBLISH_EVERY:g} s",
         must_hold=f"no child process; from cycle {warm.cycles} on, open files within +{FD_GROWTH}, "
         f"threads within +{THREAD_GROWTH}, RSS within +{RSS_GROWTH_MB} MB; every published question stored",
