@@ -137,7 +137,8 @@ def test_the_page_follows_the_browser_s_colour_scheme(browser, site, tmp_path, s
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1100, "height": 900})
     try:
         page = context.new_page()
-        page.goto(site.url + "/")
+        page.goto(site.url + "/?tags=python,pandas")
+        page.locator("#questions > li").first.wait_for()
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgba(0, 0, 0, 0)"
         assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == background
         if scheme == "dark":
