@@ -24,11 +24,16 @@ OFF_SITE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 RECORD_NOTIFICATIONS = """
 (() => {
   window.__notifications = [];
+  window.__permissionRequests = 0;
   const Shown = window.Notification;
   window.Notification = class extends Shown {
     constructor(title, options) {
       window.__notifications.push({ title, body: options && options.body });
       super(title, options);
+    }
+    static requestPermission(...args) {
+      window.__permissionRequests += 1;
+      return Shown.requestPermission(...args);
     }
   };
 })();
@@ -107,6 +112,8 @@ def test_a_question_arriving_while_the_tab_is_hidden_raises_a_notification(brows
     try:
         page = context.new_page()
         page.goto(site.url + "/?tags=python")
+        page.locator("#questions > li").first.wait_for()
+        assert page.evaluate("window.__permissionRequests") == 0  # not asked before the click
         page.locator("#notify").click()
         expect(page.locator("#notify")).to_have_attribute("aria-pressed", "true")
         page.locator("#questions > li").first.wait_for()
@@ -126,6 +133,34 @@ def test_a_question_arriving_while_the_tab_is_hidden_raises_a_notification(brows
         )
         assert note["title"] == title or re.fullmatch(r"\d+ new questions in python", note["title"])
         assert page.locator("img, b").count() == 0  # the markup in the title stayed text
+    finally:
+        context.close()
+
+
+def test_questions_arriving_together_while_hidden_are_bundled_into_one_notification(browser, site):
+    tag = f"batch-{uuid.uuid4().hex[:6]}"
+    context = browser.new_context(permissions=["notifications"])
+    context.add_init_script(VISIBILITY_SWITCH)
+    context.add_init_script(RECORD_NOTIFICATIONS)
+    try:
+        page = context.new_page()
+        page.goto(f"{site.url}/?tags={tag}")
+        page.locator("#notify").click()
+        expect(page.locator("#notify")).to_have_attribute("aria-pressed", "true")
+        page.evaluate("window.__setHidden(true)")
+        # Offline while they are crawled, so the page gets all three in one answer when it reconnects.
+        context.set_offline(True)
+        ids = [site.feed.publish(title=f"Batched {n}", tags=[tag, "python"]) for n in range(3)]
+        for question_id in ids:
+            site.stored(question_id)
+        site.wait_until_settled()
+        context.set_offline(False)
+        for question_id in ids:
+            page.locator(f'#questions > li[data-id="{question_id}"]').wait_for(timeout=30_000)
+        assert page.evaluate("window.__notifications") == [
+            {"title": f"3 new questions in {tag}", "body": "Batched 2\nBatched 1\nBatched 0"}
+        ]
+        assert page.title() == f"(3) {tag} · sofeed"
     finally:
         context.close()
 
