@@ -24,12 +24,14 @@ OFF_SITE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 RECORD_NOTIFICATIONS = """
 (() => {
   window.__notifications = [];
+  window.__shown = [];
   window.__permissionRequests = 0;
   const Shown = window.Notification;
   window.Notification = class extends Shown {
     constructor(title, options) {
       window.__notifications.push({ title, body: options && options.body });
       super(title, options);
+      window.__shown.push(this);
     }
     static requestPermission(...args) {
       window.__permissionRequests += 1;
@@ -109,6 +111,7 @@ def test_a_question_arriving_while_the_tab_is_hidden_raises_a_notification(brows
     context = browser.new_context(permissions=["notifications"])
     context.add_init_script(VISIBILITY_SWITCH)
     context.add_init_script(RECORD_NOTIFICATIONS)
+    context.route(OFF_SITE, lambda route: route.fulfill(body="a question", content_type="text/plain"))
     try:
         page = context.new_page()
         page.goto(site.url + "/?tags=python")
@@ -133,6 +136,14 @@ def test_a_question_arriving_while_the_tab_is_hidden_raises_a_notification(brows
         )
         assert note["title"] == title or re.fullmatch(r"\d+ new questions in python", note["title"])
         assert page.locator("img, b").count() == 0  # the markup in the title stayed text
+        ours = page.evaluate("window.__notifications").index(note)
+        with page.expect_popup() as opened:
+            page.evaluate("n => window.__shown[n].dispatchEvent(new Event('click'))", ours)
+        link = page.locator(f'#questions > li[data-id="{question_id}"] h2 a').get_attribute("href")
+        newest = page.locator("#questions > li h2 a").first.get_attribute("href")
+        opened.value.wait_for_load_state()
+        assert opened.value.url in (link, newest)  # in a bundle, the newest question of it
+        expect(page.locator("#questions > li.current")).to_have_count(1)
     finally:
         context.close()
 
