@@ -98,6 +98,7 @@ demo: setup
 # Save a screenshot of the live page, from the browser test, for the README.
 screenshot: setup
 	SOFEED_SCREENSHOT=docs/screenshot.png $(PYTHON) -m pytest -q tests/test_page_in_chromium.py -k screenshot
+	SOFEED_SCREENSHOT_DARK=docs/screenshot-dark.png $(PYTHON) -m pytest -q tests/test_page_filters_in_chromium.py -k "colour and dark"
 
 clean:
 	-[ -x $(PYTHON) ] && $(PYTHON) tools/localdb.py stop

@@ -11,6 +11,7 @@ from webapp import create_app, db
 from webapp.questions import parse_timestamp
 
 CONTRACT_FIELDS = {"id", "title", "link", "author", "author_uri", "tags", "rank", "published", "fetched"}
+ATOM_FIELDS = {"entry_id", "updated"}
 HOSTILE = {
     "title": '<img src=x onerror="window.__xss=1">',
     "link": "javascript:window.__xss=2",
@@ -27,7 +28,9 @@ def test_update_hands_out_every_contract_field_with_its_type(client, earlier_sto
     response = client.get("/update?timestamp=0")
     assert response.status_code == 200
     [question] = response.json
-    assert CONTRACT_FIELDS <= set(question) <= CONTRACT_FIELDS | {"summary_text"}
+    assert CONTRACT_FIELDS <= set(question) <= CONTRACT_FIELDS | ATOM_FIELDS | {"summary_text"}
+    assert question["entry_id"] == "https://stackoverflow.com/q/1"
+    assert question["updated"] == "2023-12-10T16:45:02Z"
     assert question["id"] == doc["_id"] == question_key("https://stackoverflow.com/q/1")
     assert question["title"] == "Question 1"
     assert question["link"] == doc["link"]

@@ -22,6 +22,8 @@ def public_question(doc):
     """A stored question as /update hands it out (and the page renders it)."""
     return {
         "id": doc["_id"],
+        # The question's own Atom id and update time, which /feed.atom passes on.
+        "entry_id": doc.get("entry_id"),
         "title": doc.get("title"),
         "link": doc.get("link"),
         "author": doc.get("author"),
@@ -29,6 +31,7 @@ def public_question(doc):
         "tags": list(doc.get("tags") or []),
         "rank": doc.get("rank"),
         "published": iso_utc(doc.get("published")),
+        "updated": iso_utc(doc.get("updated")),
         "fetched": epoch(doc["fetched"]),
         "summary_text": doc.get("summary_text"),
     }

@@ -9,13 +9,15 @@ import math
 import re
 import time
 from datetime import datetime
+from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 
 from webapp.db import get_recent
 from webapp.errors import error_response
+from webapp.filters import FilterError, QuestionFilter
 from webapp.health import ago, status_of
-from webapp.recent import StoreUnavailable
+from webapp.recent import UPDATE_LIMIT, StoreUnavailable
 
 bp = Blueprint("questions", __name__)
 
@@ -50,32 +52,40 @@ def parse_timestamp(values):
 
 @bp.get("/update")
 def update():
-    """Hand out the questions fetched after ?timestamp=, newest first."""
+    """Hand out the questions fetched after ?timestamp= that pass the filter, newest first."""
     try:
         timestamp = parse_timestamp(request.args.getlist("timestamp"))
-    except ValueError as error:
+        wanted = QuestionFilter.from_args(request.args)
+    except ValueError as error:  # FilterError is one
         return error_response(400, str(error))
     try:
         snapshot = get_recent().snapshot()
     except StoreUnavailable as error:
         return error_response(503, str(error))
-    response = jsonify(snapshot.questions_after(timestamp))
+    response = jsonify(wanted.questions_after(snapshot, timestamp, UPDATE_LIMIT))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.get("/")
 def index():
-    """Render the newest questions; the page's script then polls /update for newer ones."""
+    """Render the newest matching questions; the page's script then listens for newer ones."""
+    try:
+        wanted, bad_filter = QuestionFilter.from_args(request.args), None
+    except FilterError as error:
+        wanted, bad_filter = QuestionFilter(), str(error)
     try:
         snapshot, unavailable = get_recent().snapshot(), None
     except StoreUnavailable as error:
         snapshot, unavailable = None, str(error)
-    questions = snapshot.questions_after(0, limit=PAGE_SIZE) if snapshot else []
+    questions = wanted.questions_after(snapshot, 0, PAGE_SIZE) if snapshot and not bad_filter else []
     now = time.time()
     html = render_template(
         "index.html",
         questions=questions,
+        filter=wanted,
+        bad_filter=bad_filter,
+        sites=sites_of(snapshot),
         # The page's first cursor: the newest question it shows (0 for none: the first poll gets them all).
         cursor=questions[0]["fetched"] if questions else 0,
         poll_seconds=float(current_app.config["POLL_SECONDS"]),
@@ -83,7 +93,27 @@ def index():
         status=status_of(snapshot, now) if snapshot else None,
         unavailable=unavailable,
     )
-    return html, 503 if unavailable else 200, {"Cache-Control": "no-store"}
+    status = 400 if bad_filter else 503 if unavailable else 200
+    return html, status, {"Cache-Control": "no-store"}
+
+
+def sites_of(snapshot):
+    """The sites (host names) the snapshot's questions come from: a page names them only if several."""
+    return {site_of(question) for question in snapshot.questions} - {""} if snapshot else set()
+
+
+@bp.app_template_filter("site")
+def site_of(question):
+    """The host a question's link points to, like stackoverflow.com; "" if it has none."""
+    link = web_link(question.get("link"))
+    return urlsplit(link).hostname or "" if link else ""
+
+
+@bp.app_template_filter("filter_url")
+def filter_url(wanted):
+    """The page's own URL for a filter."""
+    query = wanted.query_string()
+    return url_for("questions.index") + ("?" + query if query else "")
 
 
 @bp.app_template_filter("web_link")

@@ -85,12 +85,17 @@ KEYS = st.one_of(st.sampled_from(["Timestamp", "timestamp[]", "ts", "callback", 
 @st.composite
 def queries(draw):
     """(the timestamp values sent, or None if unknown, and the query string)."""
-    shape = draw(st.sampled_from(["single", "single", "repeated", "extra", "none", "raw"]))
+    shape = draw(st.sampled_from(["single", "single", "repeated", "extra", "none", "raw", "filtered"]))
     if shape == "raw":
         return None, draw(st.one_of(st.text(), st.text(alphabet="%0123456789abcdefxyz&=+;#?/. -")))
+    if shape == "filtered":  # the filters, hostile too: the answer may be 200 or 400, never a 5xx
+        filters = draw(st.lists(st.tuples(st.sampled_from(["tags", "q"]), VALUES), min_size=1, max_size=3))
+        return None, urlencode([("timestamp", draw(NUMBERS)), *filters])
     count = {"single": 1, "extra": draw(st.integers(0, 2)), "none": 0}.get(shape)
     timestamps = draw(st.lists(VALUES, min_size=count or 2, max_size=count or 10))
-    extras = draw(st.lists(st.tuples(KEYS.filter(lambda key: key != "timestamp"), VALUES), max_size=4))
+    # Not the filters either: a bad ?q= is a 400 whatever the timestamp.
+    other = KEYS.filter(lambda key: key not in ("timestamp", "tags", "q"))
+    extras = draw(st.lists(st.tuples(other, VALUES), max_size=4))
     pairs = draw(st.permutations([("timestamp", value) for value in timestamps] + extras))
     return timestamps, urlencode(pairs)
 
@@ -175,7 +180,7 @@ def test_thousands_of_hostile_queries_to_update_never_get_a_5xx_and_always_get_j
             f"{len(seconds)} hypothesis-generated queries of `/update` through Flask's test client, on a "
             f"database of {QUESTIONS} questions: odd numbers (exponents, NaN, inf, unicode digits, 10,000 "
             "digits), any unicode, strings up to 4,000 characters, timestamp repeated up to 10 times, "
-            "extra parameters, raw query text"
+            "extra parameters, hostile `tags` and `q` filters, raw query text"
         ),
         must_hold=(
             'never a 5xx; always JSON (a list, or `{"error": ...}`); a plain decimal is taken and '

@@ -11,6 +11,10 @@
 // "reconnecting…", and keeps trying until the server answers again.
 // The status line comes from /status; relative times use the server's clock,
 // estimated from its `now`.
+// The filter (?tags=&q=) lives in the page's URL; the page passes it on to
+// /events and /update, so only matching questions arrive. Keys: j and k move,
+// o or Enter opens, / searches. "Notify me" raises a Notification per batch of
+// questions that arrive while the tab is hidden; its text is plain text.
 "use strict";
 
 (function () {
@@ -32,6 +36,14 @@
   const maxShown = 500;
   const maxRemembered = 5000;
   const baseTitle = document.title;
+  const filterQuery = feed.dataset.filter || "";
+  const filterTags = (feed.dataset.tags || "").split(",").filter(Boolean);
+  const filterWords = feed.dataset.words || "";
+  const sites = new Set((feed.dataset.sites || "").split(" ").filter(Boolean));
+  const search = document.getElementById("search");
+  const notifyButton = document.getElementById("notify");
+  let notifying = false;
+  let current = null;
 
   let cursor = parseFloat(feed.dataset.cursor) || 0;
   let serverOffsetMs = parseFloat(feed.dataset.now) * 1000 - Date.now() || 0;
@@ -81,11 +93,32 @@
     return node;
   }
 
+  function siteOf(url) {
+    const href = webLink(url);
+    if (!href) return "";
+    try {
+      return new URL(href).hostname;
+    } catch (error) {
+      return "";
+    }
+  }
+
+  // The page's URL for this filter plus one tag, as the server renders it on a chip.
+  function withTagUrl(tag) {
+    const name = String(tag).trim().toLowerCase();
+    const tags = filterTags.includes(name) ? filterTags : filterTags.concat([name]);
+    const params = new URLSearchParams();
+    if (tags.length) params.set("tags", tags.join(","));
+    if (filterWords) params.set("q", filterWords);
+    return feed.dataset.indexUrl + "?" + params.toString();
+  }
+
   // The same markup as the server renders in templates/index.html.
   function renderQuestion(q) {
     const item = element("li", "question");
     item.dataset.id = q.id;
     item.dataset.fetched = String(q.fetched);
+    item.tabIndex = -1;
 
     const votes = element("div", "votes");
     votes.append(element("span", "rank", q.rank === null || q.rank === undefined ? 0 : q.rank));
@@ -104,8 +137,18 @@
 
     const details = element("div", "details");
     const tags = element("ul", "tags");
-    for (const tag of Array.isArray(q.tags) ? q.tags : []) tags.append(element("li", "tag", tag));
+    for (const tag of Array.isArray(q.tags) ? q.tags : []) {
+      const chip = element("a", null, tag);
+      chip.setAttribute("href", withTagUrl(tag));
+      chip.setAttribute("title", "Show questions tagged " + String(tag));
+      const li = element("li", "tag");
+      li.append(chip);
+      tags.append(li);
+    }
     const meta = element("p", "meta");
+    if (sites.size > 1) {
+      meta.append(element("span", "site", siteOf(q.link)), document.createTextNode(" "));
+    }
     meta.append(linkOrText(q.author_uri, "author", q.author || "anonymous"));
     meta.append(document.createTextNode(" asked "));
     const time = element("time");
@@ -131,16 +174,29 @@
     renderStatus();
   }
 
+  // The filter as webapp/filters.py applies it. /events does not filter
+  // yet (it moves onto a fan-out keyed by filter), so the page checks too.
+  function matches(q) {
+    const tags = (Array.isArray(q.tags) ? q.tags : []).map((tag) => String(tag).toLowerCase());
+    if (filterTags.length && !filterTags.some((tag) => tags.includes(tag))) return false;
+    const text = (String(q.title || "") + "\n" + String(q.summary_text || "")).toLowerCase();
+    return filterWords.split(" ").every((word) => !word || text.includes(word));
+  }
+
   function receive(questions) {
     const arrivals = [];
     for (const q of questions) {
       if (!q || typeof q.id !== "string" || typeof q.fetched !== "number") continue;
       if (q.fetched > cursor) cursor = q.fetched;
+      if (!matches(q)) continue;
       if (seen.has(q.id)) continue; // a question re-stamped by a slow writer comes twice
       seen.add(q.id);
       arrivals.push(q);
     }
     if (arrivals.length === 0) return;
+    const known = sites.size;
+    for (const q of arrivals) if (siteOf(q.link)) sites.add(siteOf(q.link));
+    if (known === 1 && sites.size > 1) showSites();
     // Newest first from the server: prepend the oldest first, so the newest ends on top.
     for (let i = arrivals.length - 1; i >= 0; i--) {
       const item = renderQuestion(arrivals[i]);
@@ -159,7 +215,111 @@
     if (document.hidden) {
       hiddenArrivals += arrivals.length;
       document.title = "(" + hiddenArrivals + ") " + baseTitle;
+      if (notifying) notify(arrivals);
     }
+  }
+
+  // The questions rendered before a second site appeared get their site too.
+  function showSites() {
+    for (const item of list.children) {
+      const meta = item.querySelector(".meta");
+      const link = item.querySelector("h2 a");
+      if (!meta || meta.querySelector(".site")) continue;
+      meta.prepend(element("span", "site", siteOf(link ? link.href : "")), document.createTextNode(" "));
+    }
+  }
+
+  // One Notification per batch: the question's title, or "7 new questions in python, flask".
+  function notify(arrivals) {
+    const newest = arrivals[0];
+    let title = newest.title || "A new question";
+    let body = (Array.isArray(newest.tags) ? newest.tags : []).join(", ");
+    if (arrivals.length > 1) {
+      const tags = filterTags.length ? filterTags : topTags(arrivals);
+      title = arrivals.length + " new questions" + (tags.length ? " in " + tags.join(", ") : "");
+      body = arrivals.map((q) => q.title).join("\n");
+    }
+    let shown = null;
+    try {
+      shown = new Notification(String(title), { body: String(body), tag: "sofeed" });
+    } catch (error) {
+      return;
+    }
+    shown.addEventListener("click", () => {
+      window.focus();
+      const item = list.querySelector('li[data-id="' + CSS.escape(newest.id) + '"]');
+      if (item) select(item);
+      open(webLink(newest.link));
+      shown.close();
+    });
+  }
+
+  function topTags(questions) {
+    const counts = new Map();
+    for (const q of questions) {
+      for (const tag of Array.isArray(q.tags) ? q.tags : []) counts.set(tag, (counts.get(tag) || 0) + 1);
+    }
+    return Array.from(counts.entries())
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map((entry) => String(entry[0]));
+  }
+
+  function open(href) {
+    if (href) window.open(href, "_blank", "noopener,noreferrer");
+  }
+
+  function select(item) {
+    if (current) current.classList.remove("current");
+    current = item;
+    item.classList.add("current");
+    item.focus({ preventScroll: true });
+    item.scrollIntoView({ block: "nearest" });
+  }
+
+  function typing(target) {
+    return (
+      target instanceof HTMLElement &&
+      (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(target.tagName))
+    );
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    const items = Array.from(list.children);
+    const at = current && current.isConnected ? items.indexOf(current) : -1;
+    if (event.key === "j" || event.key === "k") {
+      const next = event.key === "j" ? Math.min(at + 1, items.length - 1) : Math.max(at - 1, 0);
+      if (items[next]) select(items[next]);
+    } else if ((event.key === "o" || (event.key === "Enter" && event.target === current)) && current) {
+      const link = current.querySelector("h2 a");
+      open(link ? webLink(link.getAttribute("href")) : null);
+    } else if (event.key === "/" && search) {
+      search.focus();
+      search.select();
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
+
+  if (notifyButton && "Notification" in window) {
+    notifyButton.hidden = false;
+    const show = () => {
+      notifyButton.setAttribute("aria-pressed", String(notifying));
+      notifyButton.textContent = notifying ? "Notifying" : "Notify me";
+    };
+    notifyButton.addEventListener("click", async () => {
+      if (notifying) {
+        notifying = false;
+      } else {
+        // Asked only here, on a click: never when the page loads.
+        const permission = await Notification.requestPermission();
+        notifying = permission === "granted";
+        if (permission === "denied") notifyButton.title = "Notifications are blocked for this site";
+      }
+      show();
+    });
   }
 
   async function getJson(url) {
@@ -182,7 +342,7 @@
   }
 
   function withCursor(url) {
-    return url + "?timestamp=" + encodeURIComponent(String(cursor));
+    return url + "?timestamp=" + encodeURIComponent(String(cursor)) + (filterQuery ? "&" + filterQuery : "");
   }
 
   function listen() {
@@ -278,6 +438,8 @@
   pollStatus();
   window.setInterval(refreshTimes, 5000);
   window.setInterval(pollStatus, statusEveryMs);
+  // A page whose filter was refused shows the message and waits for the user.
+  if (feed.dataset.live === "no") return;
   if (window.EventSource && feed.dataset.eventsUrl) listen();
   else window.setTimeout(poll, pollMs);
 })();
