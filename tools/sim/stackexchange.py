@@ -204,12 +204,14 @@ class StackExchangeSimulator:
 
     clock gives epoch seconds; a test passes its own to move through a day.
     keys, if given, are the only keys accepted; otherwise any key is.
+    quotas is (without a key, with one): a test that crawls back to back grants more.
     """
 
-    def __init__(self, seed=None, clock=time.time, keys=None, initial=30):
+    def __init__(self, seed=None, clock=time.time, keys=None, initial=30, quotas=None):
         self._random = random.Random(seed)
         self._clock = clock
         self._keys = set(keys) if keys is not None else None
+        self._quotas = quotas or (QUOTA_WITHOUT_KEY, QUOTA_WITH_KEY)
         self._lock = threading.Lock()
         self._questions = []  # newest first
         self._next_id = FIRST_QUESTION_ID + self._random.randrange(0, 90_000, 100)
@@ -381,7 +383,7 @@ class StackExchangeSimulator:
         raise ValueError(f"unknown fault {self.fault!r}; use one of {', '.join(FAULTS)} or None")
 
     def _quota_max(self, key):
-        return QUOTA_WITHOUT_KEY if key is None else QUOTA_WITH_KEY
+        return self._quotas[0] if key is None else self._quotas[1]
 
     @staticmethod
     def _int(params, name, default):
