@@ -23,8 +23,9 @@ from sofeed.spiders.stackexchange import (
     request_url,
 )
 from sofeed.store import question_key
-from tests.atomfeed import Entry, render_feed
+from tests.atomfeed import Entry, render_feed, sample_entries
 from tests.helpers import ROOT, CrawlResult
+from tests.processes import launch_scheduler, stop, wait_until
 from tools.sim.stackexchange import StackExchangeSimulator, serve_in_thread
 
 KEY = "Sekr3tKey(("
@@ -263,3 +264,21 @@ def test_the_log_filter_hides_a_key_in_any_line():
     )
     assert KeyRedactingFilter().filter(record)
     assert record.getMessage() == "Crawled <GET http://h/q?site=so&key=[hidden]&x=1>"
+
+
+def test_the_scheduler_crawls_an_atom_feed_and_an_api_source_side_by_side(
+    feed_server, source, simulator, mongo_uri, database_name, store, tmp_path
+):
+    feed = feed_server.serve_feed("/feeds", render_feed(sample_entries(5)))
+    scheduler = launch_scheduler([feed, source], mongo_uri, database_name, tmp_path / "scheduler.log", 0.5)
+    try:
+        wait_until(lambda: len(scheduler.crawls(source)) >= 2 and len(scheduler.crawls(feed)) >= 2)
+        simulator.publish(title="Asked while the scheduler runs")
+        wait_until(lambda: store.questions.count_documents({"title": "Asked while the scheduler runs"}) == 1)
+    finally:
+        stop(scheduler.process)
+    assert store.questions.count_documents({}) == 5 + 30 + 1
+    api_lines = [crawl.text for crawl in scheduler.crawls(source)]
+    assert api_lines[0].startswith("HTTP 200, 30 new"), api_lines
+    assert all(crawl.level == "INFO" for crawl in scheduler.crawls()), scheduler.log()
+    assert "fromdate" in simulator.requests_for()[-1].params
