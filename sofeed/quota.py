@@ -107,7 +107,8 @@ def pace(state, now, interval, listeners=None, sources=1, keyed=False):
         even = until_reset * sources / usable
         idle = listeners == 0
         spacing = max(interval, even * IDLE_FACTOR if idle else even)
-        reason = f"{remaining} requests left until 00:00 UTC, {'nobody' if idle else 'a page'} watching"
+        watching = "pages unknown" if listeners is None else f"{listeners} page(s) open"
+        reason = f"{remaining} requests left until 00:00 UTC, {watching}"
         next_at = (state.last_request + spacing) if state.last_request is not None else now
     if state.backoff_until is not None and state.backoff_until > next_at:
         next_at, reason = state.backoff_until, "the API asked for a backoff"

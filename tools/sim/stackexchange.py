@@ -9,6 +9,9 @@ body gzip-compressed, `title` and `owner.display_name` HTML-encoded, question
 objects with `filter=withbody` as the real API returns them, and the error
 wrapper (`error_id`, `error_name`, `error_message`) for what it refuses.
 
+With `--mirror FEED_URL` it also lists the questions of that Atom feed, as the
+real API lists the questions of Stack Overflow's feed (`make demo`).
+
 It honours site, sort (creation or activity), order, page, pagesize, fromdate,
 todate, tagged, filter (default or withbody) and key, and counts each caller's
 quota per UTC day: 300 requests without a key, 10,000 with one. A request made
@@ -29,6 +32,7 @@ import re
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -277,6 +281,10 @@ class StackExchangeSimulator:
         with self._lock:
             return self._quota_max(key) - self._used.get((key, day), 0)
 
+    def has(self, question_id):
+        with self._lock:
+            return any(q.question_id == question_id for q in self._questions)
+
     def requests_for(self, path=QUESTIONS_PATH):
         with self._lock:
             return [r for r in self.requests if r.path == path]
@@ -461,6 +469,39 @@ def serve_in_thread(simulator, host="127.0.0.1", port=0):
     return httpd, f"http://{address}:{bound}{QUESTIONS_PATH}"
 
 
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def mirror_feed(simulator, feed_url, seconds, stop):
+    """Every `seconds`, publish the questions of an Atom feed the simulator lacks, so both list the same.
+
+    This is how `make demo` shows one question read from both sources as one document.
+    """
+    from lxml import etree
+
+    while True:
+        try:
+            with urllib.request.urlopen(feed_url, timeout=5) as response:
+                root = etree.fromstring(response.read(), etree.XMLParser(resolve_entities=False))
+        except (OSError, etree.XMLSyntaxError):
+            root = None
+        for entry in [] if root is None else root.iter(ATOM + "entry"):
+            number = int(entry.findtext(ATOM + "id").rsplit("/", 1)[1])
+            if simulator.has(number):
+                continue
+            published = datetime.fromisoformat(entry.findtext(ATOM + "published"))
+            simulator.publish(
+                question_id=number,
+                title=entry.findtext(ATOM + "title"),
+                tags=[category.get("term") for category in entry.iter(ATOM + "category")],
+                display_name=entry.findtext(f"{ATOM}author/{ATOM}name"),
+                body=entry.findtext(ATOM + "summary").strip(),
+                creation_date=published.timestamp(),
+            )
+        if stop.wait(seconds):
+            return
+
+
 def publish_every(simulator, seconds, stop):
     """Publish a made-up question every `seconds` until stop is set."""
     while not stop.wait(seconds):
@@ -475,6 +516,7 @@ def main(argv=None):
         "--every", type=float, default=5.0, help="seconds between new questions, 0 for never (default 5)"
     )
     parser.add_argument("--seed", type=int, default=None, help="make the questions reproducible")
+    parser.add_argument("--mirror", metavar="FEED_URL", help="also list the questions of this Atom feed")
     args = parser.parse_args(argv)
     simulator = StackExchangeSimulator(seed=args.seed)
     httpd = make_server(simulator, args.host, args.port)
@@ -483,6 +525,8 @@ def main(argv=None):
     stop = threading.Event()
     if args.every > 0:
         threading.Thread(target=publish_every, args=(simulator, args.every, stop), daemon=True).start()
+    if args.mirror:
+        threading.Thread(target=mirror_feed, args=(simulator, args.mirror, 2, stop), daemon=True).start()
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
