@@ -280,5 +280,6 @@ def test_the_scheduler_crawls_an_atom_feed_and_an_api_source_side_by_side(
     assert store.questions.count_documents({}) == 5 + 30 + 1
     api_lines = [crawl.text for crawl in scheduler.crawls(source)]
     assert api_lines[0].startswith("HTTP 200, 30 new"), api_lines
+    assert "API quota 999999999/1000000000 left" in api_lines[0]
     assert all(crawl.level == "INFO" for crawl in scheduler.crawls()), scheduler.log()
     assert "fromdate" in simulator.requests_for()[-1].params

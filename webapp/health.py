@@ -24,7 +24,7 @@ bp = Blueprint("health", __name__)
 # What the scheduler records about a crawl, and about itself in its lease.
 CRAWL_FIELDS = (
     *("started", "finished", "outcome", "ok", "http_status", "new", "duplicate", "invalid", "error"),
-    *("next_run", "host", "pid"),
+    *("next_run", "host", "pid", "quota_remaining", "quota_max"),
 )
 LEASE_FIELDS = ("holder", "expires", "renewed", "host", "pid")
 
@@ -35,6 +35,15 @@ def crawl_summary(doc, now):
     when = crawl["finished"] if isinstance(crawl["finished"], int | float) else crawl["started"]
     crawl["age_seconds"] = round(now - when, 3) if isinstance(when, int | float) else None
     return crawl
+
+
+def api_quotas(crawls):
+    """Each API source's requests left today, as its latest crawl read them."""
+    return [
+        {"feed": doc.get("_id"), "quota_remaining": doc["quota_remaining"], "quota_max": doc.get("quota_max")}
+        for doc in crawls
+        if isinstance(doc.get("quota_remaining"), int)
+    ]
 
 
 def scheduler_summary(doc, now):
@@ -58,6 +67,7 @@ def status_of(snapshot, now):
         "last_crawl": last,
         "next_crawl": last["next_run"] if last else None,
         "scheduler": scheduler_summary(snapshot.scheduler, now),
+        "api_quota": api_quotas(snapshot.crawls),
     }
 
 
@@ -104,6 +114,7 @@ def healthz():
         "database": {"ok": True, "ping_ms": ping_ms},
         "last_crawl": crawl_summary(crawls[0], now) if crawls else None,
         "scheduler": scheduler_summary(lease, now),
+        "api_quota": api_quotas(crawls),
         "now": round(now, 3),
     }
     response = jsonify(body)
