@@ -267,8 +267,9 @@ def test_the_log_filter_hides_a_key_in_any_line():
 
 
 def test_the_scheduler_crawls_an_atom_feed_and_an_api_source_side_by_side(
-    feed_server, source, simulator, mongo_uri, database_name, store, tmp_path
+    feed_server, source, simulator, mongo_uri, database_name, store, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("SOFEED_STACKEXCHANGE_KEY", KEY)
     feed = feed_server.serve_feed("/feeds", render_feed(sample_entries(5)))
     scheduler = launch_scheduler([feed, source], mongo_uri, database_name, tmp_path / "scheduler.log", 0.5)
     try:
@@ -283,3 +284,5 @@ def test_the_scheduler_crawls_an_atom_feed_and_an_api_source_side_by_side(
     assert "API quota 999999999/1000000000 left" in api_lines[0]
     assert all(crawl.level == "INFO" for crawl in scheduler.crawls()), scheduler.log()
     assert "fromdate" in simulator.requests_for()[-1].params
+    assert {request.key for request in simulator.requests_for()} == {KEY}
+    assert "Sekr3tKey" not in scheduler.log()
