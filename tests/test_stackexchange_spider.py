@@ -287,3 +287,18 @@ def test_the_scheduler_crawls_an_atom_feed_and_an_api_source_side_by_side(
     assert "fromdate" in simulator.requests_for()[-1].params
     assert {request.key for request in simulator.requests_for()} == {KEY}
     assert "Sekr3tKey" not in scheduler.log()
+
+
+def test_the_atom_spider_leaves_api_sources_to_the_api_spider(caplog):
+    import asyncio
+
+    from tests.helpers import make_spider as make_atom_spider
+
+    caplog.set_level(logging.INFO)
+    spider = make_atom_spider(SOFEED_FEED_URLS=f"http://127.0.0.1:9/feeds,{SOURCE}")
+
+    async def requests():
+        return [request async for request in spider.start()]
+
+    assert [request.url for request in asyncio.run(requests())] == ["http://127.0.0.1:9/feeds"]
+    assert "is an API source: `scrapy crawl stackexchange` reads it" in caplog.text
