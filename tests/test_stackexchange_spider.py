@@ -1,6 +1,7 @@
 """The `stackexchange` spider against the API simulator: real `scrapy crawl` processes for the
 whole path, and the spider's callbacks in-process for each kind of answer."""
 
+import asyncio
 import gzip
 import logging
 import subprocess
@@ -25,6 +26,7 @@ from sofeed.spiders.stackexchange import (
 from sofeed.store import question_key
 from tests.atomfeed import Entry, render_feed, sample_entries
 from tests.helpers import ROOT, CrawlResult
+from tests.helpers import make_spider as make_atom_spider
 from tests.processes import launch_scheduler, stop, wait_until
 from tools.sim.stackexchange import StackExchangeSimulator, serve_in_thread
 
@@ -290,10 +292,6 @@ def test_the_scheduler_crawls_an_atom_feed_and_an_api_source_side_by_side(
 
 
 def test_the_atom_spider_leaves_api_sources_to_the_api_spider(caplog):
-    import asyncio
-
-    from tests.helpers import make_spider as make_atom_spider
-
     caplog.set_level(logging.INFO)
     spider = make_atom_spider(SOFEED_FEED_URLS=f"http://127.0.0.1:9/feeds,{SOURCE}")
 
