@@ -107,7 +107,7 @@ def pace(state, now, interval, listeners=None, sources=1, keyed=False):
         even = until_reset * sources / usable
         idle = listeners == 0
         spacing = max(interval, even * IDLE_FACTOR if idle else even)
-        watching = "pages unknown" if listeners is None else f"{listeners} page(s) open"
+        watching = {None: "pages unknown", 0: "no page open"}.get(listeners, "a page open")
         reason = f"{remaining} requests left until 00:00 UTC, {watching}"
         next_at = (state.last_request + spacing) if state.last_request is not None else now
     if state.backoff_until is not None and state.backoff_until > next_at:

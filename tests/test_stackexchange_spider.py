@@ -6,6 +6,7 @@ import gzip
 import logging
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from scrapy.utils.test import get_crawler
 
 from sofeed import settings as project_settings
 from sofeed.middlewares import FEED_META
+from sofeed.quota import QuotaState
 from sofeed.scheduling.outcome import FAILED, CrawlOutcome
 from sofeed.spiders.stackexchange import (
     OVERLAP_SECONDS,
@@ -167,10 +169,10 @@ def test_a_body_over_the_size_limit_is_one_error_and_stores_nothing(crawl_api, s
 SOURCE = "http://127.0.0.1:9/2.3/questions?site=stackoverflow"
 
 
-def make_spider(store, **settings):
+def make_spider(store, clock=time.time, **settings):
     values = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
     crawler = get_crawler(StackExchangeSpider, settings_dict={**values, **settings})
-    spider = StackExchangeSpider.from_crawler(crawler, feed_url=SOURCE, store=store)
+    spider = StackExchangeSpider.from_crawler(crawler, feed_url=SOURCE, store=store, clock=clock)
     crawler.spider = spider
     return spider
 
@@ -241,6 +243,24 @@ def test_more_questions_than_a_page_holds_are_read_from_the_next_page(store):
     (follow,) = [r for r in results if isinstance(r, Request)]
     assert "page=2" in follow.url
     assert len(results) == 101
+
+
+NOON = datetime(2026, 3, 4, 12, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(("page_open", "asks"), [(True, True), (False, False)])
+def test_an_api_source_asks_sooner_while_a_page_is_open(store, caplog, page_open, asks):
+    caplog.set_level(logging.INFO)
+    # 150 requests left at noon: a watched source asks every ~5 min, an unwatched one every ~20.
+    quota = QuotaState(quota_max=300, quota_remaining=150, read_at=NOON - 400, last_request=NOON - 400)
+    store.update_feed_state(SOURCE, {"quota": quota.record()})
+    if page_open:
+        store.note_page_open(NOON - 20)
+    spider = make_spider(store, clock=lambda: NOON)
+    request = spider._first_request(SOURCE, shared_by=1)
+    assert (request is not None) == asks
+    if not asks:
+        assert "no page open" in caplog.text
 
 
 def test_only_api_questions_urls_are_api_sources():

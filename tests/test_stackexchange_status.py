@@ -1,5 +1,6 @@
 """Each API source's remaining quota, from the crawl's stats to its log line, /status and /healthz."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from sofeed.scheduling.outcome import OK, CrawlOutcome
@@ -32,3 +33,12 @@ def test_status_and_healthz_show_each_api_sources_remaining_quota(client, store)
     expected = [{"feed": API, "quota_remaining": 287, "quota_max": 300}]
     assert client.get("/healthz").json["api_quota"] == expected
     assert client.get("/status").json["api_quota"] == expected
+
+
+def test_status_notes_an_open_page_for_api_pacing_at_most_every_30_s(client, store):
+    before = time.time()
+    client.get("/status")
+    seen = store.page_last_seen()
+    assert before <= seen <= time.time()
+    client.get("/status")
+    assert store.page_last_seen() == seen

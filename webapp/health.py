@@ -3,7 +3,8 @@
 The page's status line (question count, last crawl, next crawl) comes from
 /status, polled alongside /update rather than folded into it, so /update
 stays the plain JSON array of its contract. /status is served from the
-process's RecentQuestions snapshot, like /update, and costs no query.
+process's RecentQuestions snapshot, like /update, and costs no query but,
+every 30 s per process, a note that a page is open (for API pacing).
 /healthz is for a monitor: it pings the database and reads the crawl status
 and the scheduler's lease on every call, and answers 503 when the database
 is unreachable.
@@ -27,6 +28,9 @@ CRAWL_FIELDS = (
     *("next_run", "host", "pid", "quota_remaining", "quota_max"),
 )
 LEASE_FIELDS = ("holder", "expires", "renewed", "host", "pid")
+# Every open page polls /status, so a process notes "a page is open" at most this
+# often: API sources ask more often while someone watches (sofeed/quota.py).
+WATCHED_NOTE_SECONDS = 30
 
 
 def crawl_summary(doc, now):
@@ -91,9 +95,25 @@ def status():
         snapshot = get_recent().snapshot()
     except StoreUnavailable as error:
         return error_response(503, str(error))
-    response = jsonify(status_of(snapshot, time.time()))
+    now = time.time()
+    note_watched(now)
+    response = jsonify(status_of(snapshot, now))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def note_watched(now):
+    """Tell the store a page is open, once per WATCHED_NOTE_SECONDS per process; never fail for it."""
+    noted = current_app.extensions.setdefault("sofeed_watched", {"at": float("-inf")})
+    if now - noted["at"] < WATCHED_NOTE_SECONDS:
+        return
+    noted["at"] = now
+    store = get_store()
+    try:
+        with store.within(int(current_app.config["MONGO_TIMEOUT_MS"]) / 1000):
+            store.note_page_open(now)
+    except PyMongoError:
+        pass  # the page's own status does not depend on it
 
 
 @bp.get("/healthz")

@@ -34,6 +34,8 @@ NEWEST = {"sort": "creation", "order": "desc", "pagesize": "100", "filter": "wit
 OVERLAP_SECONDS = 60
 # Pages of 100 followed in one crawl when has_more says more questions came since fromdate.
 MAX_PAGES = 3
+# A page noted open this recently (webapp/health.py notes every 30 s) means someone watches.
+WATCHED_SECONDS = 90
 _KEY_IN_TEXT = re.compile(r"([?&]key=)[^&\s'\">]+")
 
 
@@ -173,13 +175,15 @@ class StackExchangeSpider(Spider):
     def _first_request(self, source, shared_by):
         try:
             state = self.store.feed_state(source)
+            seen = self.store.page_last_seen()
         except PyMongoError:
             # FeedStateMiddleware meets the outage again, and closes the crawl with one line.
             return Request(request_url(source, key=self.key), meta={FEED_META: source}, dont_filter=True)
         quota = self.quota[source] = QuotaState.from_record(state.get("quota"))
         now = self.clock()
         interval = self.settings.getfloat("SOFEED_INTERVAL", 30)
-        chosen = pace(quota, now, interval, listeners=None, sources=shared_by, keyed=self.key is not None)
+        listeners = 1 if seen is not None and now - seen < WATCHED_SECONDS else 0
+        chosen = pace(quota, now, interval, listeners, sources=shared_by, keyed=self.key is not None)
         stats = self.crawler.stats
         stats.set_value("sofeed/quota_remaining", chosen.remaining)
         if not chosen.due(now):
