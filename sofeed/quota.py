@@ -23,6 +23,9 @@ QUOTA_WITH_KEY = 10_000
 RESERVE = 5
 # While nobody watches, ask this many times less often than the even spread.
 IDLE_FACTOR = 4
+# A source paced slowly because nobody watches is looked at again this often,
+# so that a page opened meanwhile speeds it up within a minute.
+RECHECK_SECONDS = 60
 
 
 def next_reset(now):
@@ -86,9 +89,14 @@ class Pace:
     next_at: float  # epoch seconds of the earliest next request
     remaining: int  # requests left today, as far as we know
     reason: str  # why next_at is what it is, for the log
+    idle: bool = False  # slowed because no page is open: a page opening would bring next_at nearer
 
     def due(self, now):
         return now >= self.next_at
+
+    def recheck_at(self, now):
+        """When to look at the pace again: next_at, or sooner while it waits for want of watchers."""
+        return min(self.next_at, now + RECHECK_SECONDS) if self.idle else self.next_at
 
 
 def pace(state, now, interval, listeners=None, sources=1, keyed=False):
@@ -100,6 +108,7 @@ def pace(state, now, interval, listeners=None, sources=1, keyed=False):
     remaining = state.remaining(now, keyed)
     until_reset = next_reset(now) - now
     usable = remaining - RESERVE
+    idle = False
     if usable <= 0:
         spacing, reason = until_reset, "the day's quota is spent down to its reserve; waiting for 00:00 UTC"
         next_at = next_reset(now)
@@ -111,5 +120,5 @@ def pace(state, now, interval, listeners=None, sources=1, keyed=False):
         reason = f"{remaining} requests left until 00:00 UTC, {watching}"
         next_at = (state.last_request + spacing) if state.last_request is not None else now
     if state.backoff_until is not None and state.backoff_until > next_at:
-        next_at, reason = state.backoff_until, "the API asked for a backoff"
-    return Pace(spacing=spacing, next_at=next_at, remaining=remaining, reason=reason)
+        next_at, reason, idle = state.backoff_until, "the API asked for a backoff", False
+    return Pace(spacing=spacing, next_at=next_at, remaining=remaining, reason=reason, idle=idle)

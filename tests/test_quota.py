@@ -4,7 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sofeed.quota import IDLE_FACTOR, QUOTA_WITHOUT_KEY, RESERVE, QuotaState, Reading, next_reset, pace
+from sofeed.quota import (
+    IDLE_FACTOR,
+    QUOTA_WITHOUT_KEY,
+    RECHECK_SECONDS,
+    RESERVE,
+    QuotaState,
+    Reading,
+    next_reset,
+    pace,
+)
 from tools.sim.stackexchange import StackExchangeSimulator
 
 MIDNIGHT = datetime(2026, 3, 4, tzinfo=UTC).timestamp()
@@ -45,6 +54,19 @@ def test_nobody_watching_asks_less_often_than_a_watched_page():
     idle = pace(state, NOON, interval=30, listeners=0)
     assert watched.spacing == unknown.spacing == pytest.approx(12 * 3600 / (150 - RESERVE))
     assert idle.spacing == pytest.approx(watched.spacing * IDLE_FACTOR)
+
+
+def test_a_source_slowed_for_want_of_watchers_is_looked_at_again_within_a_minute():
+    state = QuotaState()
+    state.observe(Reading(at=NOON, quota_max=300, quota_remaining=150))
+    idle = pace(state, NOON + 10, interval=30, listeners=0)
+    assert idle.next_at > NOON + 1000
+    assert idle.recheck_at(NOON + 10) == NOON + 10 + RECHECK_SECONDS
+    watched = pace(state, NOON + 10, interval=30, listeners=1)
+    assert watched.recheck_at(NOON + 10) == watched.next_at
+    state.observe(Reading(at=NOON + 20, backoff=3000))
+    backed_off = pace(state, NOON + 30, interval=30, listeners=0)
+    assert backed_off.recheck_at(NOON + 30) == NOON + 3020
 
 
 def test_sources_sharing_one_quota_each_ask_less_often():

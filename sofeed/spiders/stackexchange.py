@@ -187,10 +187,10 @@ class StackExchangeSpider(Spider):
         stats = self.crawler.stats
         stats.set_value("sofeed/quota_remaining", chosen.remaining)
         if not chosen.due(now):
-            not_before = datetime.fromtimestamp(chosen.next_at, UTC)
-            stats.set_value("sofeed/not_before", not_before)
+            # The scheduler looks again then: a page opened meanwhile may make it due sooner.
+            stats.set_value("sofeed/not_before", datetime.fromtimestamp(chosen.recheck_at(now), UTC))
             stats.inc_value("sofeed/deferred")
-            at = f"{not_before:%H:%M:%S}"
+            at = f"{datetime.fromtimestamp(chosen.next_at, UTC):%H:%M:%S}"
             self.logger.info("API source %s: next request at %s UTC (%s)", source, at, chosen.reason)
             return None
         fromdate = state.get("fromdate")
