@@ -320,3 +320,12 @@ def test_the_atom_spider_leaves_api_sources_to_the_api_spider(caplog):
 
     assert [request.url for request in asyncio.run(requests())] == ["http://127.0.0.1:9/feeds"]
     assert "is an API source: `scrapy crawl stackexchange` reads it" in caplog.text
+
+
+def test_an_unreachable_database_closes_the_crawl_in_one_line_before_the_api_is_asked(
+    crawl_api, source, simulator
+):
+    result = crawl_api(source, MONGO_URI="mongodb://127.0.0.1:1", MONGO_TIMEOUT_MS=300)
+    assert len(result.errors) == 1, result.log
+    assert "MongoDB" in result.errors[0]
+    assert simulator.requests_for() == []

@@ -178,7 +178,7 @@ class StackExchangeSpider(Spider):
             seen = self.store.page_last_seen()
         except PyMongoError:
             # FeedStateMiddleware meets the outage again, and closes the crawl with one line.
-            return Request(request_url(source, key=self.key), meta={FEED_META: source}, dont_filter=True)
+            return self._request(source, None, page=1)
         quota = self.quota[source] = QuotaState.from_record(state.get("quota"))
         now = self.clock()
         interval = self.settings.getfloat("SOFEED_INTERVAL", 30)
