@@ -329,3 +329,13 @@ def test_an_unreachable_database_closes_the_crawl_in_one_line_before_the_api_is_
     assert len(result.errors) == 1, result.log
     assert "MongoDB" in result.errors[0]
     assert simulator.requests_for() == []
+
+
+def test_a_throttle_violation_sent_as_http_502_is_one_line_and_not_retried_at_once(
+    crawl_api, source, simulator
+):
+    simulator.error_next("throttle_violation", "too many requests from this IP", http_status=502)
+    result = crawl_api(source)
+    assert len(result.errors) == 1, result.log
+    assert "throttle_violation (error_id 502, HTTP 502): too many requests from this IP" in result.errors[0]
+    assert len(simulator.requests_for()) == 1
