@@ -107,6 +107,8 @@ def crawl_settings(interval):
     settings.set("LOGSTATS_INTERVAL", 0, priority="cmdline")
     settings.set("MEMUSAGE_ENABLED", False, priority="cmdline")
     # The scheduler's short intervals (tests use 0.5 s) need short waits.
+    # API sources are never asked more often than the scheduler crawls.
+    settings.set("SOFEED_INTERVAL", interval, priority="cmdline")
     settings.set("MONGO_TIMEOUT_MS", int(min(3000, max(1000, interval * 200))), priority="cmdline")
     return settings
 

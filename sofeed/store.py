@@ -15,6 +15,8 @@ Collections:
   feeds      one document per feed URL: HTTP validators and Retry-After.
   crawls     one document per feed URL: the scheduler's last crawl of it.
   leases     one document, "scheduler": which scheduler crawls, and until when.
+  watched    one document, "pages": when the web app last saw an open page,
+             so that API sources ask more often while someone watches.
 
 On FerretDB (SQLite) an insert and its duplicate-key check use the `_id`
 index, but every query, update or count scans the collection (0.3 to 12 s
@@ -42,6 +44,7 @@ CHANGES = "changes"
 FEEDS = "feeds"
 CRAWLS = "crawls"
 LEASES = "leases"
+WATCHED = "watched"
 
 # A new question is visible to readers, with its announcement, at most this
 # long after the `fetched` it carries; the writer re-stamps it when an insert
@@ -349,6 +352,17 @@ class Store:
     def release_lease(self, name, holder):
         """Give a lease up at once, so that a standby need not wait for it to expire."""
         self.leases.delete_one({"_id": name, "holder": holder})
+
+    # Whether anyone watches: the web app notes open pages, API pacing reads it.
+
+    def note_page_open(self, now):
+        """Record that a page was open at epoch seconds now."""
+        self.db[WATCHED].update_one({"_id": "pages"}, {"$set": {"seen": now}}, upsert=True)
+
+    def page_last_seen(self):
+        """Epoch seconds when a page was last noted open, or None."""
+        doc = self.db[WATCHED].find_one({"_id": "pages"}) or {}
+        return doc.get("seen")
 
     def lease(self, name):
         return self.leases.find_one({"_id": name})

@@ -10,7 +10,9 @@ the app answers. Ctrl-C (or SIGTERM) stops everything it started. If one
 part dies, the others are stopped too and the exit status is 1.
 
 The demo crawls tools/sim/feed_server.py, which publishes a new question every few
-seconds, every 5 seconds, into its own database (sofeed_demo).
+seconds, and the Stack Exchange API simulator (tools/sim/stackexchange.py),
+which lists the feed's questions and some of its own, every 5 seconds, into
+its own database (sofeed_demo).
 """
 
 import argparse
@@ -113,7 +115,24 @@ def main(argv=None):
             )
             feed_url = feedsim.stdout.readline().strip()
             print(f"the feed simulator publishes a question every 4 s at {feed_url}")
-            scheduler += ["--interval", "5", "--feed-url", feed_url]
+            apisim = launcher.start(
+                "the API simulator",
+                [
+                    sys.executable,
+                    "tools/sim/stackexchange.py",
+                    "--port",
+                    "0",
+                    "--every",
+                    "6",
+                    "--mirror",
+                    feed_url,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            api_url = apisim.stdout.readline().strip()
+            print(f"the API simulator lists the feed's questions and its own, one every 6 s, at {api_url}")
+            scheduler += ["--interval", "5", "--feed-url", feed_url, "--feed-url", api_url]
         launcher.start("the scheduler", scheduler, env=env)
         launcher.start(
             "the web app",

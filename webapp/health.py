@@ -3,7 +3,8 @@
 The page's status line (question count, last crawl, next crawl) comes from
 /status, polled alongside /update rather than folded into it, so /update
 stays the plain JSON array of its contract. /status is served from the
-process's RecentQuestions snapshot, like /update, and costs no query.
+process's RecentQuestions snapshot, like /update, and costs no query but,
+every 30 s per process, a note that a page is open (for API pacing).
 /healthz is for a monitor: it pings the database and reads the crawl status
 and the scheduler's lease on every call, and answers 503 when the database
 is unreachable.
@@ -24,9 +25,12 @@ bp = Blueprint("health", __name__)
 # What the scheduler records about a crawl, and about itself in its lease.
 CRAWL_FIELDS = (
     *("started", "finished", "outcome", "ok", "http_status", "new", "duplicate", "invalid", "error"),
-    *("next_run", "host", "pid"),
+    *("next_run", "host", "pid", "quota_remaining", "quota_max"),
 )
 LEASE_FIELDS = ("holder", "expires", "renewed", "host", "pid")
+# Every open page polls /status, so a process notes "a page is open" at most this
+# often: API sources ask more often while someone watches (sofeed/quota.py).
+WATCHED_NOTE_SECONDS = 30
 
 
 def crawl_summary(doc, now):
@@ -35,6 +39,15 @@ def crawl_summary(doc, now):
     when = crawl["finished"] if isinstance(crawl["finished"], int | float) else crawl["started"]
     crawl["age_seconds"] = round(now - when, 3) if isinstance(when, int | float) else None
     return crawl
+
+
+def api_quotas(crawls):
+    """Each API source's requests left today, as its latest crawl read them."""
+    return [
+        {"feed": doc.get("_id"), "quota_remaining": doc["quota_remaining"], "quota_max": doc.get("quota_max")}
+        for doc in crawls
+        if isinstance(doc.get("quota_remaining"), int)
+    ]
 
 
 def scheduler_summary(doc, now):
@@ -58,6 +71,7 @@ def status_of(snapshot, now):
         "last_crawl": last,
         "next_crawl": last["next_run"] if last else None,
         "scheduler": scheduler_summary(snapshot.scheduler, now),
+        "api_quota": api_quotas(snapshot.crawls),
     }
 
 
@@ -81,9 +95,25 @@ def status():
         snapshot = get_recent().snapshot()
     except StoreUnavailable as error:
         return error_response(503, str(error))
-    response = jsonify(status_of(snapshot, time.time()))
+    now = time.time()
+    note_watched(now)
+    response = jsonify(status_of(snapshot, now))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def note_watched(now):
+    """Tell the store a page is open, once per WATCHED_NOTE_SECONDS per process; never fail for it."""
+    noted = current_app.extensions.setdefault("sofeed_watched", {"at": float("-inf")})
+    if now - noted["at"] < WATCHED_NOTE_SECONDS:
+        return
+    noted["at"] = now
+    store = get_store()
+    try:
+        with store.within(int(current_app.config["MONGO_TIMEOUT_MS"]) / 1000):
+            store.note_page_open(now)
+    except PyMongoError:
+        pass  # the page's own status does not depend on it
 
 
 @bp.get("/healthz")
@@ -104,6 +134,7 @@ def healthz():
         "database": {"ok": True, "ping_ms": ping_ms},
         "last_crawl": crawl_summary(crawls[0], now) if crawls else None,
         "scheduler": scheduler_summary(lease, now),
+        "api_quota": api_quotas(crawls),
         "now": round(now, 3),
     }
     response = jsonify(body)

@@ -33,6 +33,7 @@ from sofeed.outage import short_reason
 from sofeed.scheduling.backoff import FeedBackoff
 from sofeed.scheduling.outcome import CrawlOutcome
 from sofeed.spiders.sofeed import SofeedSpider
+from sofeed.spiders.stackexchange import StackExchangeSpider, is_api_url
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class CrawlLoop:
         # gets time for that even at the short intervals that tests use.
         allowed = self.deadline if self.warm else max(self.deadline, FIRST_CRAWL_DEADLINE)
         deadline = time.monotonic() + allowed
-        crawler = self.runner.create_crawler(SofeedSpider)
+        crawler = self.runner.create_crawler(StackExchangeSpider if is_api_url(feed) else SofeedSpider)
         cut_off = self.reactor.callLater(allowed + GRACE_SHARE * self.interval, self._cut_off, crawler)
         try:
             crawled = self.runner.crawl(crawler, feed_url=feed, store=self.store, deadline=deadline)

@@ -24,6 +24,8 @@ class CrawlOutcome:
     error: str | None = None
     retry_at: datetime | None = None  # from Retry-After
     warning: str | None = None  # something odd about a feed that was read anyway
+    quota_remaining: int | None = None  # an API source's requests left today
+    quota_max: int | None = None
 
     @property
     def ok(self):
@@ -76,6 +78,8 @@ class CrawlOutcome:
             error=error,
             retry_at=stats.get("sofeed/not_before"),
             warning=stats.get("sofeed/warning"),
+            quota_remaining=stats.get("sofeed/quota_remaining"),
+            quota_max=stats.get("sofeed/quota_max"),
         )
 
     @classmethod
@@ -90,6 +94,8 @@ class CrawlOutcome:
         status = f"HTTP {self.http_status}" if self.http_status else "no response"
         counts = f"{self.new} new, {self.duplicate} duplicate, {self.invalid} invalid"
         also = f"; {self.warning}" if self.warning else ""
+        if self.quota_remaining is not None:
+            counts += f", API quota {self.quota_remaining}/{self.quota_max or '?'} left"
         if self.ok:
             return f"feed {self.feed}: {status}, {counts}, {self.seconds:.2f} s{also}"
         took = f"{self.seconds:.2f} s"
@@ -107,6 +113,8 @@ class CrawlOutcome:
             "duplicate": self.duplicate,
             "invalid": self.invalid,
             "error": self.error,
+            "quota_remaining": self.quota_remaining,
+            "quota_max": self.quota_max,
         }
 
 

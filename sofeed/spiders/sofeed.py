@@ -14,6 +14,7 @@ from scrapy.spiders import XMLFeedSpider
 from sofeed.atom import ATOM_NS, RANK_NS, read_entry
 from sofeed.items import QuestionItem
 from sofeed.middlewares import FEED_META, CrawlTimeUp, FeedDeferred, StoreUnavailable
+from sofeed.spiders.stackexchange import is_api_url
 from sofeed.store import Store
 
 DEFAULT_FEED_URL = "https://stackoverflow.com/feeds"
@@ -168,6 +169,9 @@ class SofeedSpider(XMLFeedSpider):
 
     async def start(self):
         for url in self.feed_urls:
+            if is_api_url(url):
+                self.logger.info("%s is an API source: `scrapy crawl stackexchange` reads it", url)
+                continue
             yield Request(url, meta={FEED_META: url}, errback=self.feed_failed, dont_filter=True)
 
     def adapt_response(self, response):

@@ -413,6 +413,9 @@
       let text = "last crawl " + (typeof when === "number" ? ago(when * 1000) : "");
       if (crawl.outcome) text += " · " + String(crawl.outcome).replace(/_/g, " ");
       if (crawl.outcome === "ok" && typeof crawl.new === "number") text += " (" + crawl.new + " new)";
+      for (const quota of status.api_quota || []) {
+        text += " · API quota " + quota.quota_remaining + (quota.quota_max ? "/" + quota.quota_max : "") + " left";
+      }
       lastCrawlText.textContent = text;
       lastCrawlText.classList.toggle("bad", crawl.ok === false);
     } else {
