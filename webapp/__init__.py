@@ -46,11 +46,13 @@ def create_app(config=None):
     if not float(poll) > 0:
         raise ValueError(f"POLL_SECONDS must be a positive number of seconds, like 5; not {poll!r}")
 
-    from webapp import db, errors, health, questions, stream
+    from webapp import assets, db, errors, health, metrics, questions, stream
 
+    assets.init_app(app)
     db.init_app(app)
     errors.init_app(app)
     app.register_blueprint(questions.bp)
     app.register_blueprint(health.bp)
     stream.init_app(app)
+    metrics.init_app(app)
     return app
