@@ -7,11 +7,13 @@ INSTALLED := $(VENV)/.installed
 FERRETDB  := bin/ferretdb
 CHROMIUM  := /usr/bin/chromium
 WRK       := /usr/bin/wrk
+NGINX     := /usr/sbin/nginx
+SYSTEMD_ANALYZE := /usr/bin/systemd-analyze
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export FERRETDB_TELEMETRY := disable
 
-.PHONY: setup test lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
+.PHONY: setup deploy-tools test lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
 
 setup: $(INSTALLED) $(FERRETDB) $(CHROMIUM)
 
@@ -33,6 +35,18 @@ $(CHROMIUM):
 $(WRK):
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q wrk
+
+# Debian's nginx and systemd-analyze, for the full tier's deployment tests
+# (tests/test_nginx.py, tests/test_systemd_units.py); `make check` needs them.
+deploy-tools: $(NGINX) $(SYSTEMD_ANALYZE)
+
+$(NGINX):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nginx
+
+$(SYSTEMD_ANALYZE):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q systemd
 
 # The suite, then a smoke run of every benchmark, so that none of them rots.
 test: lint
