@@ -8,11 +8,13 @@ LOCK      := requirements.lock
 FERRETDB  := bin/ferretdb
 CHROMIUM  := /usr/bin/chromium
 WRK       := /usr/bin/wrk
+NGINX     := /usr/sbin/nginx
+SYSTEMD_ANALYZE := /usr/bin/systemd-analyze
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export FERRETDB_TELEMETRY := disable
 
-.PHONY: setup test check lock lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
+.PHONY: setup deploy-tools test check lock lint bench bench-quick reliability-report run demo screenshot crawl db db-stop clean
 
 # FerretDB first: a missing or old Go is said before minutes of installing packages.
 setup: $(FERRETDB) $(INSTALLED) $(CHROMIUM)
@@ -44,13 +46,25 @@ $(WRK):
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q wrk
 
+# Debian's nginx and systemd-analyze, for the full tier's deployment tests
+# (tests/test_nginx.py, tests/test_systemd_units.py); `make check` needs them.
+deploy-tools: $(NGINX) $(SYSTEMD_ANALYZE)
+
+$(NGINX):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nginx
+
+$(SYSTEMD_ANALYZE):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q systemd
+
 # The fast tier: every test not marked `check` (see pyproject.toml), the browser tests included.
 test: setup
 	$(PYTHON) -m pytest -m "not check"
 
 # Everything, as CI runs it: lint, the whole suite (tests/reliability/ and its long run
 # included), then a smoke run of every benchmark, so that none of them rots.
-check: lint
+check: lint deploy-tools
 	$(PYTHON) -m pytest
 	$(MAKE) --no-print-directory bench-quick
 

@@ -17,6 +17,8 @@ Collections:
   leases     one document, "scheduler": which scheduler crawls, and until when.
   watched    one document, "pages": when the web app last saw an open page,
              so that API sources ask more often while someone watches.
+  crawl_totals  one document per feed URL: crawls by outcome and questions by
+             kind since the database began, for /metrics.
 
 On FerretDB (SQLite) an insert and its duplicate-key check use the `_id`
 index, but every query, update or count scans the collection (0.3 to 12 s
@@ -45,6 +47,7 @@ FEEDS = "feeds"
 CRAWLS = "crawls"
 LEASES = "leases"
 WATCHED = "watched"
+CRAWL_TOTALS = "crawl_totals"
 
 # A new question is visible to readers, with its announcement, at most this
 # long after the `fetched` it carries; the writer re-stamps it when an insert
@@ -111,6 +114,7 @@ class Store:
         self.feeds = self.db[FEEDS]
         self.crawls = self.db[CRAWLS]
         self.leases = self.db[LEASES]
+        self.crawl_totals = self.db[CRAWL_TOTALS]
         self._clock = clock
         self._timer = timer
         self._indexes_ensured = False
@@ -319,8 +323,33 @@ class Store:
     # The scheduler's records: one status document per feed, and its lease.
 
     def record_crawl(self, feed_url, status):
-        """Keep the result of the latest crawl of a feed (a dict of fields)."""
+        """Keep the result of the latest crawl of a feed (a dict of fields), and add it to its totals."""
         self.crawls.replace_one({"_id": feed_url}, {"_id": feed_url, **status}, upsert=True)
+        # Only the lease holder crawls, so these $inc never race each other (FerretDB loses racing ones).
+        counts = {f"outcomes.{status.get('outcome') or 'unknown'}": 1}
+        counts.update((kind, status.get(kind) or 0) for kind in ("new", "duplicate", "invalid"))
+        update = {"$inc": counts}
+        if status.get("ok") and status.get("finished") is not None:
+            update["$max"] = {"last_good": status["finished"]}
+        self.crawl_totals.update_one({"_id": feed_url}, update, upsert=True)
+
+    def crawl_totals_by_feed(self):
+        """Each feed's totals: _id (the URL), outcomes ({outcome: n}), new, duplicate, invalid, last_good."""
+        return list(self.crawl_totals.find())
+
+    # Retention: questions first fetched before a cutoff are deleted, off the crawl's path.
+
+    def prune_questions(self, before):
+        """Delete the questions first fetched before `before` (an aware datetime); returns how many.
+
+        `recent` loses the same ones and the count in `changes` drops by as
+        many, so readers stay right. On FerretDB the delete scans `questions`.
+        """
+        deleted = self.questions.delete_many({"fetched": {"$lt": before}}).deleted_count
+        self.recent.delete_many({"fetched": {"$lt": before}})
+        if deleted:
+            self.changes.update_one({"_id": QUESTIONS}, {"$inc": {"count": -deleted}})
+        return deleted
 
     def crawl_statuses(self):
         """The latest crawl of every feed, most recent first."""

@@ -46,12 +46,14 @@ def create_app(config=None):
     if not float(poll) > 0:
         raise ValueError(f"POLL_SECONDS must be a positive number of seconds, like 5; not {poll!r}")
 
-    from webapp import atom_feed, db, errors, health, questions, stream
+    from webapp import assets, atom_feed, db, errors, health, metrics, questions, stream
 
+    assets.init_app(app)
     db.init_app(app)
     errors.init_app(app)
     app.register_blueprint(questions.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(atom_feed.bp)
     stream.init_app(app)
+    metrics.init_app(app)
     return app

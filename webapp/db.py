@@ -46,6 +46,8 @@ class Handle:
     @property
     def recent(self):
         if self._recent is None:
+            from webapp.metrics import OBSERVER  # metrics reads the store through this module
+
             store = self.store
             with self._lock:
                 if self._recent is None:
@@ -54,6 +56,7 @@ class Handle:
                         refresh_seconds=float(self.config["REFRESH_SECONDS"]),
                         status_seconds=float(self.config["STATUS_SECONDS"]),
                         deadline=int(self.config["MONGO_TIMEOUT_MS"]) / 1000,
+                        observer=OBSERVER,
                     )
         return self._recent
 

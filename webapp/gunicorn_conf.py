@@ -11,7 +11,9 @@ of recent questions, so the database sees two readers, however many pages.
 """
 
 import os
+import shutil
 import signal
+import tempfile
 
 from gunicorn import util
 
@@ -79,3 +81,29 @@ def _write_json_error(sock, status, reason, message):
 # with an HTML page; the app promises JSON for every error, so these are too.
 # gunicorn has no setting for this page: its one writer is replaced.
 util.write_error = _write_json_error
+
+
+# /metrics sums every worker's counters from files in one directory per run
+# (prometheus_client's multiprocess mode): set here, in the master, before any
+# worker imports prometheus_client. A systemd unit gives a fresh one instead.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sofeed-metrics-")
+
+
+def child_exit(server, worker):
+    """A dead worker's open streams no longer count; its counters are kept."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# Only the local proxy (deploy/nginx/sofeed.conf) may say which scheme the client used.
+forwarded_allow_ips = os.environ.get("SOFEED_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# The client's address as the proxy passed it, first in each access log line.
+access_log_format = '%({x-forwarded-for}i)s %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(L)s'

@@ -96,8 +96,11 @@ class RecentQuestions:
         retry_seconds=1.0,
         clock=time.time,
         deadline=1.5,
+        observer=None,
     ):
         self.store = store
+        # Told of stale snapshots served and failed refreshes (webapp/metrics.py counts them).
+        self.observer = observer
         # A refresh, retries included, gives up after this many seconds: /update answers 503 within 2 s.
         self.deadline = deadline
         self.refresh_seconds = refresh_seconds
@@ -126,6 +129,8 @@ class RecentQuestions:
             state = self._state
         if isinstance(state, Failure):
             raise StoreUnavailable(state.message)
+        if self.observer is not None and self._due(state):
+            self.observer.stale_served()
         return state
 
     def _due(self, state):
@@ -139,6 +144,8 @@ class RecentQuestions:
             with self.store.within(self.deadline):
                 snapshot = self._read(now, self._good)
         except PyMongoError as error:
+            if self.observer is not None:
+                self.observer.refresh_failed()
             # Retried retry_seconds after it failed, not after it began: it can take the deadline.
             return Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
         self._good = snapshot
