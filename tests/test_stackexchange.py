@@ -7,7 +7,7 @@ from lxml import etree
 from sofeed.atom import read_entry
 from sofeed.stackexchange import NotAWrapper, entry_id, epoch_datetime, read_question, read_wrapper
 from sofeed.store import question_key
-from tests.atomfeed import Entry, render_feed
+from tools.sim.atom import Entry, render_feed
 from tools.sim.stackexchange import StackExchangeSimulator
 
 CREATED = int(datetime(2026, 3, 4, 11, 58, 20, tzinfo=UTC).timestamp())

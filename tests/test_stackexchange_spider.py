@@ -26,7 +26,7 @@ from sofeed.spiders.stackexchange import (
     request_url,
 )
 from sofeed.store import question_key
-from tests.atomfeed import Entry, render_feed, sample_entries
+from tools.sim.atom import Entry, render_feed, sample_entries
 from tests.helpers import ROOT, CrawlResult
 from tests.helpers import make_spider as make_atom_spider
 from tests.processes import launch_scheduler, stop, wait_until

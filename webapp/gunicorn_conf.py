@@ -84,11 +84,16 @@ util.write_error = _write_json_error
 
 
 # /metrics sums every worker's counters from files in one directory per run
-# (prometheus_client's multiprocess mode): set here, in the master, before any
-# worker imports prometheus_client. A systemd unit gives a fresh one instead.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sofeed-metrics-")
+# (prometheus_client's multiprocess mode): set in the master as it starts,
+# before any worker loads the app, and not at import, so that reading this file
+# changes nothing. A systemd unit gives a fresh one instead.
+_own_metrics_dir = []
+
+
+def on_starting(server):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sofeed-metrics-")
+        _own_metrics_dir.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def child_exit(server, worker):
@@ -99,8 +104,8 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    for folder in _own_metrics_dir:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Only the local proxy (deploy/nginx/sofeed.conf) may say which scheme the client used.
