@@ -134,3 +134,19 @@ def test_gunicorn_ends_open_streams_cleanly_when_told_to_stop(mongo_uri, databas
     # The last chunk of a response that ended, not a worker killed after graceful_timeout.
     assert received.endswith(b"\r\n0\r\n\r\n")
     assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
+
+
+def test_a_filtered_stream_pushes_only_the_questions_its_tags_let_through(client, earlier_store):
+    first = save_numbered(earlier_store, 1, tags=["python"])
+    response = stream(client, f"?timestamp={first['fetched'].timestamp()}&tags=Kubernetes")
+    save_numbered(earlier_store, 2, tags=["python"])
+    wanted = save_numbered(earlier_store, 3, tags=["kubernetes", "helm"])
+    [(name, questions, event_id)] = read_events(response, 1)
+    assert (name, [q["id"] for q in questions]) == ("questions", [wanted["_id"]])
+    assert float(event_id) == pytest.approx(wanted["fetched"].timestamp(), abs=1e-3)
+
+
+def test_a_stream_with_a_bad_filter_is_refused_with_the_reason(client):
+    response = client.get("/events?timestamp=0&tags=" + ",".join(f"t{n}" for n in range(21)))
+    assert response.status_code == 400
+    assert "tags" in response.json["error"]

@@ -27,6 +27,7 @@ from flask import Blueprint, Response, current_app, request
 
 from webapp.db import get_recent
 from webapp.errors import error_response
+from webapp.filters import FilterError, QuestionFilter
 from webapp.questions import parse_timestamp
 from webapp.recent import StoreUnavailable
 
@@ -73,6 +74,10 @@ def events():
         cursor = parse_timestamp([resumed] if resumed else values)
     except ValueError as error:
         return error_response(400, str(error))
+    try:
+        wanted = QuestionFilter.from_args(request.args)
+    except FilterError as error:
+        return error_response(400, str(error))
     streams = current_app.extensions["sofeed.streams"]
     if streams.stopping.is_set() or not streams.slots.acquire(blocking=False):
         return error_response(503, "too many live streams in this process: poll /update instead")
@@ -80,6 +85,7 @@ def events():
         get_recent(),
         cursor,
         streams.stopping,
+        wanted,
         lasting=float(current_app.config["STREAM_SECONDS"]),
         refresh_seconds=float(current_app.config["REFRESH_SECONDS"]),
     )
@@ -94,8 +100,12 @@ def events():
     return response
 
 
-def _questions_after(recent, cursor, stopping, lasting, refresh_seconds):
-    """The event stream: what the cache hands out after cursor, for lasting seconds."""
+def _questions_after(recent, cursor, stopping, wanted, lasting, refresh_seconds):
+    """The event stream: what the cache hands out after cursor and wanted lets through, for lasting seconds.
+
+    The cursor moves past the questions the filter drops too, so a resumed
+    stream does not look at them again.
+    """
     yield f"retry: {RECONNECT_MS}\n\n".encode()
     ends = time.monotonic() + lasting
     last_sent = time.monotonic()
@@ -114,6 +124,8 @@ def _questions_after(recent, cursor, stopping, lasting, refresh_seconds):
         questions = snapshot.questions_after(cursor) if snapshot else []
         if questions:
             cursor = questions[0]["fetched"]
+            questions = [question for question in questions if wanted.matches(question)]
+        if questions:
             out.append(event("questions", questions, event_id=repr(cursor)))
         if not out and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
             out.append(b": keepalive\n\n")
