@@ -26,10 +26,10 @@ from sofeed.spiders.stackexchange import (
     request_url,
 )
 from sofeed.store import question_key
-from tools.sim.atom import Entry, render_feed, sample_entries
 from tests.helpers import ROOT, CrawlResult
 from tests.helpers import make_spider as make_atom_spider
 from tests.processes import launch_scheduler, stop, wait_until
+from tools.sim.atom import Entry, render_feed, sample_entries
 from tools.sim.stackexchange import StackExchangeSimulator, serve_in_thread
 
 KEY = "Sekr3tKey(("
