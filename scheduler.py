@@ -19,7 +19,7 @@ import threading
 from pymongo.errors import ConfigurationError
 from scrapy.utils.reactor import install_reactor
 
-from sofeed.spiders.sofeed import DEFAULT_FEED_URL, split_urls
+from sofeed.sources import split_urls
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # The process exits this long after SIGTERM even if a database call is stuck.
@@ -56,8 +56,9 @@ def parse_options(argv=None, environ=os.environ):
         action="append",
         dest="feed_urls",
         metavar="URL",
-        help="a feed to crawl; repeat for several (env SOFEED_FEED_URLS, comma-separated; "
-        f"default {DEFAULT_FEED_URL})",
+        help="a source to crawl, an Atom feed or a Stack Exchange API questions URL; repeat for several "
+        "(env SOFEED_FEED_URLS, comma-separated). Default: Stack Overflow's feed, or the API while "
+        "the feed is refused",
     )
     parser.add_argument(
         "--once", action="store_true", help="crawl once and exit: status 0 on success, 1 on failure"
@@ -68,15 +69,17 @@ def parse_options(argv=None, environ=os.environ):
             options.interval = positive_seconds(options.interval)
         except argparse.ArgumentTypeError as error:
             parser.error(f"SOFEED_INTERVAL: {error}")
-    configured = options.feed_urls or environ.get("SOFEED_FEED_URLS", "")
-    options.feed_urls = split_urls(configured) or [DEFAULT_FEED_URL]
+    # Empty: the default source (sofeed/scheduling/default_source.py).
+    options.feed_urls = split_urls(options.feed_urls or environ.get("SOFEED_FEED_URLS", ""))
     return options
 
 
-class Summarised(logging.Filter):
-    """Drop what the spider, pipeline and middlewares log: each crawl's line says it."""
+class CrawlLineFilter(logging.Filter):
+    """Drop what the spiders, pipelines and middlewares log: each crawl's one line says it."""
 
-    LOGGERS = frozenset({"sofeed", "sofeed.pipelines", "sofeed.middlewares", "sofeed.outage"})
+    LOGGERS = frozenset(
+        {"sofeed", "stackexchange", "sofeed.pipelines", "sofeed.middlewares", "sofeed.outage"}
+    )
 
     def filter(self, record):
         return record.name not in self.LOGGERS
@@ -89,7 +92,7 @@ def configure_logging():
     configure_scrapy_logging({"LOG_INSTALL_ROOT_HANDLER": False})
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(Summarised())
+    handler.addFilter(CrawlLineFilter())
     logging.root.addHandler(handler)
     logging.root.setLevel(logging.INFO)
     # Scrapy's start-up listings and stats would print on every crawl.
@@ -120,26 +123,37 @@ def main(argv=None):
     from scrapy.crawler import CrawlerRunner
     from twisted.internet import reactor
 
+    from sofeed.scheduling.default_source import DefaultSource
     from sofeed.scheduling.lease import CrawlLease
     from sofeed.scheduling.loop import LEASE_INTERVALS, CrawlLoop
-    from sofeed.store import Store
+    from sofeed.store import SHARED
 
     settings = crawl_settings(options.interval)
     uri, database = settings["MONGO_URI"], settings["MONGO_DATABASE"]
     try:
-        store = Store.connect(uri, database, settings.getint("MONGO_TIMEOUT_MS"))
+        # Held for the process's life: every crawl's StoreExtension borrows this client.
+        store = SHARED.acquire(uri, database, settings.getint("MONGO_TIMEOUT_MS"))
     except ConfigurationError as error:
         logger.error("cannot use MONGO_URI: %s", error)
         return 2
     runner = CrawlerRunner(settings)
     lease = None if options.once else CrawlLease(store, ttl=LEASE_INTERVALS * options.interval)
-    loop = CrawlLoop(runner, store, options.feed_urls, options.interval, reactor, lease=lease)
+    default = None
+    if not options.feed_urls:
+        default = DefaultSource(
+            settings["SOFEED_DEFAULT_FEED_URL"],
+            settings["SOFEED_DEFAULT_API_URL"],
+            settings.getfloat("SOFEED_DEFAULT_FEED_RETRY_SECONDS"),
+        )
+    loop = CrawlLoop(
+        runner, store, options.feed_urls, options.interval, reactor, lease=lease, default=default
+    )
     try:
         if options.once:
             return run_once(loop, reactor)
         return run_forever(loop, reactor, options)
     finally:
-        store.close()
+        SHARED.release(store)
 
 
 def run_once(loop, reactor):
@@ -175,12 +189,10 @@ def run_forever(loop, reactor, options):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logger.info(
-        "crawling %s every %g s into %s",
-        ", ".join(options.feed_urls),
-        options.interval,
-        loop.store.db.name,
-    )
+    sources = options.feed_urls or [
+        f"{loop.default.feed_url} (or, while it is refused, {loop.default.api_url})"
+    ]
+    logger.info("crawling %s every %g s into %s", ", ".join(sources), options.interval, loop.store.db.name)
     reactor.callWhenRunning(loop.start)
     reactor.run(installSignalHandlers=False)
     logger.info("stopped")

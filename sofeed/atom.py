@@ -1,11 +1,13 @@
-"""Read one Atom <entry> element into plain Python values.
+"""Read an Atom document: its entries into plain Python values, and what is odd about it.
 
-The spider hands over lxml elements; everything here is pure and fast, so it
-can be tested without Scrapy and timed on its own. Every value is feed text
-from a site we do not control: it is cleaned (control characters removed,
-whitespace trimmed) but never escaped. Escaping happens once, at output.
+The spider hands over lxml elements and the document's text; everything
+here is pure and fast, so it can be tested without Scrapy and timed on its
+own. Every value is feed text from a site we do not control: it is cleaned
+(control characters removed, whitespace trimmed) but never escaped.
+Escaping happens once, at output.
 """
 
+import codecs
 import re
 import threading
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ _AUTHOR, _NAME, _URI = _A + "author", _A + "name", _A + "uri"
 _CATEGORY, _SUMMARY = _A + "category", _A + "summary"
 _PUBLISHED, _UPDATED = _A + "published", _A + "updated"
 _RANK = f"{{{RANK_NS}}}rank"
+FEED_TAG = _A + "feed"
 
 SUMMARY_LIMIT = 500
 
@@ -32,6 +35,12 @@ _SPACE = re.compile(r"\s+")
 # Stack Overflow ids look like https://stackoverflow.com/q/73118407 and links
 # like https://stackoverflow.com/questions/73118407/some-slug.
 _QUESTION_ID = re.compile(r"/(?:q|questions)/(\d+)(?:[/?#]|$)")
+# An entry's end tag, with or without a namespace prefix.
+_ENTRY_END = re.compile(r"</(?:[\w.-]+:)?entry\s*>")
+# An entity declaration in a document's DTD.
+_ENTITY_DECLARATION = re.compile(r"<!ENTITY\s")
+# The first element's start tag: what comes before it is the prolog, DTD included.
+_FIRST_ELEMENT = re.compile(r"<[^?!]")
 # lxml parsers must not be shared between threads; each thread builds its own.
 _parsers = threading.local()
 # Elements whose end separates words when HTML is read as text.
@@ -222,3 +231,31 @@ def read_entry(entry, base_url=""):
 def _text_of(element):
     """The cleaned text of a simple element, or None if it is absent or empty."""
     return clean_text(element_text(element)) or None
+
+
+def complete_entries(text):
+    """How many entries a document holds whole, by their end tags, whatever a recovering parser made of it."""
+    return len(_ENTRY_END.findall(text))
+
+
+def declared_entities(text):
+    """How many entities the document's DTD declares (never expanded: see element_text)."""
+    first_element = _FIRST_ELEMENT.search(text)
+    prolog = text[: first_element.start()] if first_element else text
+    return len(_ENTITY_DECLARATION.findall(prolog))
+
+
+def mislabelled_utf8(body, declared_encoding):
+    """Whether a body that declares another encoding is, in fact, UTF-8.
+
+    Bytes above 0x7F that decode as UTF-8 are UTF-8: text in Latin-1 or
+    cp1252 almost never forms valid multi-byte sequences. A body without such
+    bytes reads the same in any ASCII-compatible encoding, so it is left alone.
+    """
+    if codecs.lookup(declared_encoding).name == "utf-8" or body.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

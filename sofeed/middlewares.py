@@ -1,15 +1,15 @@
-"""Downloader middlewares: fetch a feed only when it may have changed, and on time.
+"""Downloader middlewares: fetch a source only when it may have changed, and on time.
 
-FeedStateMiddleware:
+SourceStateMiddleware:
 
-It remembers, per feed URL in the `feeds` collection:
+It remembers, per source URL in the `sources` collection:
   etag, last_modified  sent back as If-None-Match / If-Modified-Since, so an
                        unchanged feed costs a 304 and no parsing;
   not_before           from a 429 or 503 with Retry-After: the feed is not
                        requested again before then.
 
 Validators are saved only when the crawl finished, every question was
-stored, and no feed was reported broken (truncated, malformed, not a feed).
+stored, and no source was reported broken (truncated, malformed, not a feed).
 Otherwise the next crawl's answer could be a 304 for a document we never
 read whole, and the questions we missed would be lost.
 
@@ -31,6 +31,7 @@ from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 
+from sofeed.extensions import report_of, store_of
 from sofeed.outage import close_crawl_for_outage
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ FEED_META = "sofeed_feed"
 MAX_RETRY_AFTER = timedelta(hours=6)
 
 
-class StoreUnavailable(IgnoreRequest):
+class SkippedForOutage(IgnoreRequest):
     """A feed is not fetched because its questions could not be stored."""
 
 
@@ -73,14 +74,14 @@ def parse_retry_after(value, now):
     return now + min(max(delay, timedelta(0)), MAX_RETRY_AFTER)
 
 
-class FeedStateMiddleware:
-    """Conditional GET and Retry-After per feed, through the spider's store."""
+class SourceStateMiddleware:
+    """Conditional GET and Retry-After per source, through the crawl's store."""
 
     def __init__(self, crawler, clock=None):
         self.crawler = crawler
-        self.stats = crawler.stats
+        self.report = report_of(crawler)
         self.now = clock or (lambda: datetime.now(UTC))
-        self.pending = {}  # feed URL -> state changes to save when the crawl closes
+        self.pending = {}  # source URL -> state changes to save when the crawl closes
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -95,7 +96,6 @@ class FeedStateMiddleware:
         state = self._state(url)
         not_before = state.get("not_before")
         if not_before is not None and self.now() < not_before:
-            self.stats.inc_value("sofeed/deferred")
             raise FeedDeferred(url, not_before)
         if state.get("etag"):
             request.headers.setdefault("If-None-Match", state["etag"])
@@ -123,32 +123,33 @@ class FeedStateMiddleware:
         return response
 
     def spider_closed(self, spider, reason):
-        if self.stats.get_value("sofeed/store_error"):
+        if self.report.store_error:
             # The pipeline lost the database and said so; asking it again
             # would only wait out another timeout. Nothing is remembered.
             self.pending.clear()
-        clean = reason == "finished" and not self.stats.get_value("sofeed/feed_error")
+        clean = reason == "finished" and not self.report.failed
         try:
             for url, changes in self.pending.items():
                 if not clean:
                     changes = {k: v for k, v in changes.items() if k == "not_before"}
-                self.crawler.spider.store.update_feed_state(url, changes)
+                store_of(self.crawler).update_source_state(url, changes)
         except PyMongoError as error:
-            logger.warning("feed state not saved, MongoDB is unavailable: %s", error)
+            logger.warning("source state not saved, MongoDB is unavailable: %s", error)
 
     def _state(self, url):
         try:
-            return self.crawler.spider.store.feed_state(url)
+            return store_of(self.crawler).source_state(url)
         except PyMongoError as error:
             # Nothing fetched now could be stored: close the crawl at once.
             close_crawl_for_outage(self.crawler, error)
-            raise StoreUnavailable(f"feed {url} not fetched: MongoDB is unavailable") from error
+            raise SkippedForOutage(f"feed {url} not fetched: MongoDB is unavailable") from error
 
 
 class CrawlDeadlineMiddleware:
-    """End every download by the spider's deadline, when it has one.
+    """End every download by the crawl's deadline, SOFEED_CRAWL_DEADLINE, when it has one.
 
-    The scheduler gives each crawl a deadline below its interval. Capping
+    The scheduler gives each crawl a deadline below its interval, as a
+    time.monotonic() value. Capping
     each request's download_timeout (robots.txt and retries included) makes a
     hanging server cost a timed-out request, not an overlapping crawl.
 
@@ -159,20 +160,20 @@ class CrawlDeadlineMiddleware:
     process_exception run first, and set dont_retry.
     """
 
-    def __init__(self, crawler, clock=time.monotonic):
-        self.crawler = crawler
+    def __init__(self, deadline, clock=time.monotonic):
+        self.deadline = deadline
         self.clock = clock
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler)
+        deadline = crawler.settings.get("SOFEED_CRAWL_DEADLINE")
+        return cls(None if deadline is None else float(deadline))
 
     def process_request(self, request):
         remaining = self._remaining()
         if remaining is None:
             return None
         if remaining <= 0:
-            self.crawler.stats.inc_value("sofeed/deadline_passed")
             raise CrawlTimeUp(f"the crawl's time is up: {request.url} not fetched")
         request.meta["download_timeout"] = min(request.meta.get("download_timeout", remaining), remaining)
         request.meta[_SENT_META] = self.clock()
@@ -193,8 +194,7 @@ class CrawlDeadlineMiddleware:
 
     def _remaining(self):
         """Seconds left before the crawl's deadline, or None if it has none."""
-        deadline = getattr(self.crawler.spider, "deadline", None)
-        return None if deadline is None else deadline - self.clock()
+        return None if self.deadline is None else self.deadline - self.clock()
 
 
 # Request.meta key: when CrawlDeadlineMiddleware let this try of the request go.

@@ -10,6 +10,8 @@ import re
 
 from scrapy.utils.defer import deferred_from_coro
 
+from sofeed.extensions import report_of
+
 logger = logging.getLogger(__name__)
 
 FINISH_REASON = "mongodb_unavailable"
@@ -22,17 +24,16 @@ def short_reason(error):
 
 
 def close_crawl_for_outage(crawler, error):
-    """Log one line, keep the reason in the stats, close the crawl (only the first time)."""
-    stats = crawler.stats
-    if stats.get_value("sofeed/store_error"):
+    """Log one line, keep the reason in the crawl's report, close the crawl (only the first time)."""
+    report = report_of(crawler)
+    if report.store_error:
         return
-    stats.inc_value("sofeed/store_error")
-    stats.set_value("sofeed/error", f"MongoDB is unavailable: {short_reason(error)}")
+    report.lose_store(f"MongoDB is unavailable: {short_reason(error)}")
     logger.error(
         "MongoDB at %s is unavailable (%s); closing the crawl. "
         "The next crawl stores what the feed still holds.",
         crawler.settings["MONGO_URI"],
         short_reason(error),
     )
-    if crawler.engine is not None:
+    if crawler.crawling:  # not while its components are tried on their own
         deferred_from_coro(crawler.engine.close_spider_async(reason=FINISH_REASON))

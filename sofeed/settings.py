@@ -7,6 +7,8 @@ so that the crawl, the scheduler and the web app agree on one configuration.
 
 import os
 
+from sofeed import sources
+
 BOT_NAME = "sofeed"
 
 SPIDER_MODULES = ["sofeed.spiders"]
@@ -20,8 +22,16 @@ MONGO_DATABASE = os.environ.get("MONGO_DATABASE", "stack_questions")
 # How long a MongoDB call may wait for the server before the crawl gives up.
 MONGO_TIMEOUT_MS = 3000
 
-# The feeds to mirror, comma-separated; `-a feed_url=...` takes precedence.
-SOFEED_FEED_URLS = os.environ.get("SOFEED_FEED_URLS", "https://stackoverflow.com/feeds")
+# The sources to mirror, Atom feeds and API URLs mixed, comma-separated;
+# `-a feed_url=...` takes precedence. Empty: the default source below.
+SOFEED_FEED_URLS = os.environ.get("SOFEED_FEED_URLS", "")
+# The default source: Stack Overflow's feed, and the API for the same questions,
+# which the scheduler switches to while the feed is refused (docs/SOURCES.md).
+# Settings, so that tests can point them at local servers.
+SOFEED_DEFAULT_FEED_URL = os.environ.get("SOFEED_DEFAULT_FEED_URL", sources.DEFAULT_FEED_URL)
+SOFEED_DEFAULT_API_URL = os.environ.get("SOFEED_DEFAULT_API_URL", sources.DEFAULT_API_URL)
+# robots.txt can change: while mirroring through the API, the feed is tried again this often.
+SOFEED_DEFAULT_FEED_RETRY_SECONDS = float(os.environ.get("SOFEED_DEFAULT_FEED_RETRY_SECONDS", "86400"))
 
 # A Stack Exchange API key (free, registered on stackapps.com) raises an API
 # source's quota from 300 to 10,000 requests a day. It is never logged.
@@ -53,13 +63,13 @@ DOWNLOAD_TIMEOUT = 6
 REDIRECT_MAX_TIMES = 5
 
 # One retry for passing failures. 429 and 503 are not retried at once: they
-# carry Retry-After, which FeedStateMiddleware honours on the next crawl.
+# carry Retry-After, which SourceStateMiddleware honours on the next crawl.
 # The spider reports a feed that still fails, so the give-up line is DEBUG.
 RETRY_TIMES = 1
 RETRY_HTTP_CODES = [500, 502, 504, 522, 524, 408]
 RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 
-# Conditional GET and Retry-After per feed. It runs before RobotsTxtMiddleware
+# Conditional GET and Retry-After per source. It runs before RobotsTxtMiddleware
 # (100), so a feed that must wait costs not even a robots.txt request.
 # CrawlDeadlineMiddleware runs after DownloadTimeoutMiddleware (350), to cap
 # the timeout that one sets by the deadline the scheduler gives each crawl,
@@ -67,14 +77,28 @@ RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 # SharedRobotsTxtMiddleware takes the stock one's place, to keep robots.txt
 # across the scheduler's crawls.
 DOWNLOADER_MIDDLEWARES = {
-    "sofeed.middlewares.FeedStateMiddleware": 50,
+    "sofeed.middlewares.SourceStateMiddleware": 50,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "sofeed.middlewares.SharedRobotsTxtMiddleware": 100,
     "sofeed.middlewares.CrawlDeadlineMiddleware": 555,
 }
 
 # How long the scheduler's process keeps a site's robots.txt.
-SOFEED_ROBOTSTXT_KEEP_SECONDS = 3600
+SOFEED_ROBOTSTXT_KEEP_SECONDS = float(os.environ.get("SOFEED_ROBOTSTXT_KEEP_SECONDS", "3600"))
+
+# The crawl's database handle and its report, which every component shares,
+# and the log filters that keep each fault to one line and API keys out.
+EXTENSIONS = {
+    "sofeed.extensions.StoreExtension": 0,
+    "sofeed.extensions.CrawlReporter": 0,
+    "sofeed.logs.LogFilters": 0,
+}
+
+# A whole feed's questions are looked up in one query before they are stored.
+SPIDER_MIDDLEWARES = {"sofeed.pipelines.QuestionLookAhead": 950}
+
+# The scheduler sets a time.monotonic() by which each crawl must end; none for `scrapy crawl`.
+SOFEED_CRAWL_DEADLINE = None
 
 # Validate entries, then store them.
 ITEM_PIPELINES = {

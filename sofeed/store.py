@@ -1,7 +1,7 @@
 """MongoDB access for sofeed: the one module that speaks pymongo.
 
-The pipeline, the feed-state middleware, the scheduler and the web app go
-through a Store; nothing else builds a client or writes a query.
+The pipeline, the source-state middleware, the API spider, the scheduler and
+the web app go through a Store; nothing else builds a client or writes a query.
 
 Collections:
   questions  one document per question; _id is the sha224 hex digest of the
@@ -12,8 +12,9 @@ Collections:
   changes    one document, "questions": the question count, and a version
              bumped after each new question, so readers learn of new
              questions from one small document.
-  feeds      one document per feed URL: HTTP validators and Retry-After.
-  crawls     one document per feed URL: the scheduler's last crawl of it.
+  sources    one document per source URL: an Atom feed's HTTP validators and
+             Retry-After, an API source's quota, backoff and fromdate.
+  crawls     one document per source URL: the scheduler's last crawl of it.
   leases     one document, "scheduler": which scheduler crawls, and until when.
   watched    one document, "pages": when the web app last saw an open page,
              so that API sources ask more often while someone watches.
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 QUESTIONS = "questions"
 RECENT = "recent"
 CHANGES = "changes"
-FEEDS = "feeds"
+SOURCES = "sources"
 CRAWLS = "crawls"
 LEASES = "leases"
 WATCHED = "watched"
@@ -111,7 +112,7 @@ class Store:
         self.questions = self.db[QUESTIONS]
         self.recent = self.db[RECENT]
         self.changes = self.db[CHANGES]
-        self.feeds = self.db[FEEDS]
+        self.sources = self.db[SOURCES]
         self.crawls = self.db[CRAWLS]
         self.leases = self.db[LEASES]
         self.crawl_totals = self.db[CRAWL_TOTALS]
@@ -182,7 +183,15 @@ class Store:
             {"_id": QUESTIONS}, {"$setOnInsert": {"version": 0, "count": count}}, upsert=True
         )
 
-    def save_question(self, fields):
+    def known_questions(self, keys):
+        """Each key's copy in `recent` (its mutable fields), or None where none: one query for a feed."""
+        known = dict.fromkeys(keys)
+        if known:
+            found = self.recent.find({"_id": {"$in": list(known)}}, dict.fromkeys(MUTABLE_FIELDS, 1))
+            known.update((doc["_id"], doc) for doc in found)
+        return known
+
+    def save_question(self, fields, known=None):
         """Insert a question seen for the first time, or refresh a known one.
 
         Returns True when the question is new. A known question whose mutable
@@ -193,12 +202,16 @@ class Store:
         or query of `questions` scans it (a third of a second at 100,000
         questions), while an insert and its duplicate-key check use the
         unique `_id` index. So a question is first looked up in the small
-        `recent` collection: a known, unchanged one costs that one lookup.
+        `recent` collection: a known, unchanged one costs that one lookup,
+        or nothing when `known` (from known_questions) already answers for it.
         Anything else is inserted, and only a real change is written.
         """
         key = question_key(fields.get("entry_id"), fields.get("link"))
         mutable = {name: fields.get(name) for name in MUTABLE_FIELDS}
-        copy = self.recent.find_one({"_id": key}, dict.fromkeys(MUTABLE_FIELDS, 1))
+        if known is not None and key in known:
+            copy = known[key]
+        else:
+            copy = self.recent.find_one({"_id": key}, dict.fromkeys(MUTABLE_FIELDS, 1))
         if copy is not None:
             if any(copy.get(name) != value for name, value in mutable.items()):
                 self._refresh(key, mutable, also_recent=True)
@@ -283,12 +296,12 @@ class Store:
         if oldest_kept:
             self.recent.delete_many({"fetched": {"$lt": oldest_kept[0]["fetched"]}})
 
-    def feed_state(self, url):
-        """What we remember about a feed: etag, last_modified, not_before."""
-        return self.feeds.find_one({"_id": url}) or {}
+    def source_state(self, url):
+        """What we remember about a source: etag, last_modified, not_before; quota, fromdate."""
+        return self.sources.find_one({"_id": url}) or {}
 
-    def update_feed_state(self, url, changes):
-        """Set (or, where a value is None, forget) fields of a feed's state."""
+    def update_source_state(self, url, changes):
+        """Set (or, where a value is None, forget) fields of a source's state."""
         kept = {name: value for name, value in changes.items() if value is not None}
         dropped = {name: "" for name, value in changes.items() if value is None}
         update = {}
@@ -297,7 +310,7 @@ class Store:
         if dropped:
             update["$unset"] = dropped
         if update:
-            self.feeds.update_one({"_id": url}, update, upsert=True)
+            self.sources.update_one({"_id": url}, update, upsert=True)
 
     # Reading questions, for the web app: only the small `recent` and
     # `changes` collections, so that reads cost the same at any size.
@@ -395,3 +408,41 @@ class Store:
 
     def lease(self, name):
         return self.leases.find_one({"_id": name})
+
+
+class SharedStores:
+    """One Store per (URI, database, timeout) in this process, open while anyone holds it.
+
+    pymongo wants one client per process. The scheduler holds its Store for
+    its whole life, so every crawl it runs borrows that client instead of
+    opening and closing one every 30 seconds; `scrapy crawl` opens one for
+    its crawl and closes it at the end.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held = {}  # key -> [Store, holders]
+
+    def acquire(self, uri, database, timeout_ms=3000):
+        """The shared Store for these settings, opened if nobody holds it; release() it when done."""
+        key = (uri, database, timeout_ms)
+        with self._lock:
+            held = self._held.get(key)
+            if held is None:
+                held = self._held[key] = [Store.connect(uri, database, timeout_ms), 0]
+            held[1] += 1
+            return held[0]
+
+    def release(self, store):
+        """Give a Store from acquire() back; the last holder's release closes it."""
+        with self._lock:
+            for key, held in list(self._held.items()):
+                if held[0] is store:
+                    held[1] -= 1
+                    if held[1] == 0:
+                        del self._held[key]
+                        store.close()
+                    return
+
+
+SHARED = SharedStores()

@@ -5,13 +5,15 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
+from sofeed.extensions import StoreExtension
 from sofeed.middlewares import (
     FEED_META,
     CrawlDeadlineMiddleware,
     FeedDeferred,
-    FeedStateMiddleware,
+    SourceStateMiddleware,
     parse_retry_after,
 )
+from sofeed.report import CrawlReport
 from tests.helpers import make_spider
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -39,11 +41,11 @@ def test_parse_retry_after_ignores_what_is_not_a_retry_after_value(header):
 
 @pytest.fixture
 def middleware(mongo_uri, database_name):
-    spider = make_spider(MONGO_URI=mongo_uri, MONGO_DATABASE=database_name)
-    middleware = FeedStateMiddleware.from_crawler(spider.crawler)
+    crawler = make_spider(MONGO_URI=mongo_uri, MONGO_DATABASE=database_name).crawler
+    middleware = SourceStateMiddleware.from_crawler(crawler)
     middleware.now = lambda: NOW
     yield middleware
-    spider._close_own_store()
+    crawler.get_extension(StoreExtension).close()
 
 
 def feed_request():
@@ -51,7 +53,7 @@ def feed_request():
 
 
 def test_a_feed_request_carries_the_remembered_validators(middleware, store):
-    store.update_feed_state(FEED, {"etag": '"v1"', "last_modified": "Wed, 01 May 2024 11:00:00 GMT"})
+    store.update_source_state(FEED, {"etag": '"v1"', "last_modified": "Wed, 01 May 2024 11:00:00 GMT"})
     request = feed_request()
     assert middleware.process_request(request) is None
     assert request.headers["If-None-Match"] == b'"v1"'
@@ -59,14 +61,14 @@ def test_a_feed_request_carries_the_remembered_validators(middleware, store):
 
 
 def test_a_request_that_is_not_for_a_feed_is_left_alone(middleware, store):
-    store.update_feed_state(FEED, {"etag": '"v1"'})
+    store.update_source_state(FEED, {"etag": '"v1"'})
     request = Request("https://stackoverflow.com/robots.txt")
     assert middleware.process_request(request) is None
     assert b"If-None-Match" not in request.headers
 
 
 def test_a_feed_is_not_requested_before_its_retry_after_time(middleware, store):
-    store.update_feed_state(FEED, {"not_before": NOW + timedelta(seconds=30)})
+    store.update_source_state(FEED, {"not_before": NOW + timedelta(seconds=30)})
     with pytest.raises(FeedDeferred, match="wait until 2024-05-01 12:00:30 UTC"):
         middleware.process_request(feed_request())
     middleware.now = lambda: NOW + timedelta(seconds=31)
@@ -74,19 +76,19 @@ def test_a_feed_is_not_requested_before_its_retry_after_time(middleware, store):
 
 
 @pytest.mark.parametrize(
-    ("failed_stat", "reason"),
+    ("failure", "reason"),
     [
-        ("sofeed/store_error", "finished"),  # a question could not be stored
-        ("sofeed/feed_error", "finished"),  # a feed was truncated, malformed or not a feed
+        (CrawlReport.lose_store, "finished"),  # a question could not be stored
+        (CrawlReport.fail, "finished"),  # a feed was truncated, malformed or not a feed
         (None, "shutdown"),  # the crawl was cut short
     ],
 )
-def test_validators_are_not_saved_unless_the_crawl_went_cleanly(middleware, store, failed_stat, reason):
+def test_validators_are_not_saved_unless_the_crawl_went_cleanly(middleware, store, failure, reason):
     middleware.process_response(feed_request(), Response(FEED, status=200, headers={"ETag": '"v2"'}))
-    if failed_stat:
-        middleware.stats.set_value(failed_stat, 1)
+    if failure:
+        failure(middleware.report, "what went wrong")
     middleware.spider_closed(None, reason)
-    assert "etag" not in store.feed_state(FEED)
+    assert "etag" not in store.source_state(FEED)
 
 
 def test_validators_of_a_clean_crawl_are_saved(middleware, store):
@@ -95,7 +97,7 @@ def test_validators_of_a_clean_crawl_are_saved(middleware, store):
     )
     middleware.process_response(feed_request(), response)
     middleware.spider_closed(None, "finished")
-    state = store.feed_state(FEED)
+    state = store.source_state(FEED)
     assert (state["etag"], state["last_modified"]) == ('"v2"', "Wed, 01 May 2024 11:00:00 GMT")
 
 
@@ -104,13 +106,11 @@ def test_a_429_with_retry_after_is_remembered_even_when_the_crawl_failed(middlew
     middleware.process_response(request, Response(FEED, status=429, headers={"Retry-After": "90"}))
     assert request.meta["sofeed_not_before"] == NOW + timedelta(seconds=90)
     middleware.spider_closed(None, "shutdown")
-    assert store.feed_state(FEED)["not_before"] == NOW + timedelta(seconds=90)
+    assert store.source_state(FEED)["not_before"] == NOW + timedelta(seconds=90)
 
 
 def deadline_middleware(deadline, now):
-    spider = make_spider()
-    spider.deadline = deadline
-    return CrawlDeadlineMiddleware(spider.crawler, clock=lambda: now)
+    return CrawlDeadlineMiddleware(deadline, clock=lambda: now)
 
 
 def test_a_download_gets_no_more_time_than_is_left_before_the_crawls_deadline():
@@ -139,9 +139,7 @@ def test_a_crawl_without_a_deadline_keeps_its_download_timeout():
 def sent_at_100_with_a_deadline_at_101():
     """A deadline middleware on a settable clock, and a request it let go at 100.0."""
     clock = [100.0]
-    spider = make_spider()
-    spider.deadline = 101.0
-    middleware = CrawlDeadlineMiddleware(spider.crawler, clock=lambda: clock[0])
+    middleware = CrawlDeadlineMiddleware(101.0, clock=lambda: clock[0])
     request = Request(FEED)
     middleware.process_request(request)
     return middleware, request, clock
@@ -166,3 +164,11 @@ def test_the_deadline_middleware_comes_after_the_retry_middleware_so_it_can_stop
     from sofeed import settings
 
     assert settings.DOWNLOADER_MIDDLEWARES["sofeed.middlewares.CrawlDeadlineMiddleware"] > 550
+
+
+def test_the_deadline_comes_from_the_setting_the_scheduler_gives_each_crawl():
+    assert (
+        CrawlDeadlineMiddleware.from_crawler(make_spider(SOFEED_CRAWL_DEADLINE=123.5).crawler).deadline
+        == 123.5
+    )
+    assert CrawlDeadlineMiddleware.from_crawler(make_spider().crawler).deadline is None

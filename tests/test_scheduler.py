@@ -16,6 +16,7 @@ from tests.helpers import ROOT
 from tests.processes import Scheduler, wait_until
 from tools.sim.atom import render_feed, sample_entries
 from tools.sim.feed_server import Reply
+from tools.sim.stackexchange import StackExchangeSimulator, serve_in_thread
 
 FIVE = sample_entries(5)
 SIX = sample_entries(6)  # the same five, and a newer one on top
@@ -25,9 +26,10 @@ SIX = sample_entries(6)  # the same five, and a newer one on top
 def start_scheduler(mongo_uri, database_name, tmp_path):
     started = []
 
-    def start(*feed_urls, interval=0.5, uri=mongo_uri):
+    def start(*feed_urls, interval=0.5, uri=mongo_uri, **settings):
         log_path = tmp_path / f"scheduler-{len(started)}.log"
         env = {**os.environ, "MONGO_URI": uri, "MONGO_DATABASE": database_name, "PYTHONUNBUFFERED": "1"}
+        env.update(settings)
         env.pop("SOFEED_FEED_URLS", None)
         command = [sys.executable, "scheduler.py", "--interval", str(interval)]
         for url in feed_urls:
@@ -201,3 +203,33 @@ def test_a_manual_crawl_while_the_scheduler_runs_stores_no_duplicates(
     assert scheduler.process.poll() is None
     assert stored_ids(store) == Counter(entry.entry_id for entry in sample_entries(60))
     assert len(store.recent_questions()) == 60  # each announced once to the pages
+
+
+def test_with_no_source_configured_a_feed_refused_by_robots_txt_gives_way_to_the_api_and_back(
+    start_scheduler, feed_server, store
+):
+    feed_server.serve("/robots.txt", Reply(body=b"User-agent: *\nDisallow: /\n", content_type="text/plain"))
+    feed = feed_server.serve_feed("/feeds", render_feed(FIVE))
+    simulator = StackExchangeSimulator(seed=5, initial=12)
+    httpd, api_url = serve_in_thread(simulator)
+    api = api_url + "?site=stackoverflow"
+    try:
+        scheduler = start_scheduler(
+            SOFEED_DEFAULT_FEED_URL=feed,
+            SOFEED_DEFAULT_API_URL=api,
+            SOFEED_DEFAULT_FEED_RETRY_SECONDS="3",
+            SOFEED_ROBOTSTXT_KEEP_SECONDS="1",
+        )
+        wait_until(lambda: store.count_questions() == 12, what="the API's twelve questions")
+        records = {doc["_id"]: doc for doc in store.crawl_statuses()}
+        assert records[feed]["refused"] == "robots"
+        assert "robots.txt" in records[api]["via"]
+        assert feed_server.requests_for("/feeds") == []  # robots.txt forbids it: never fetched
+        assert len(scheduler.lines("is refused (robots.txt); mirroring Stack Overflow through the")) == 1
+
+        feed_server.serve("/robots.txt", Reply(body=b"User-agent: *\nAllow: /\n", content_type="text/plain"))
+        wait_until(lambda: store.count_questions() == 12 + 5, timeout=30, what="the feed's five questions")
+        assert scheduler.lines(f"the default feed {feed} can be read again")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

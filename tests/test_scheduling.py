@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from twisted.internet.defer import Deferred
 
+from sofeed.report import CrawlReport
 from sofeed.scheduling.backoff import FeedBackoff
 from sofeed.scheduling.lease import CrawlLease
 from sofeed.scheduling.loop import CrawlLoop
@@ -64,56 +65,49 @@ def test_the_next_run_is_the_first_tick_after_the_backoff():
     assert backoff.next_run(now=1000.0, next_tick=1030.0) == 1120.0
 
 
-def outcome_of(stats, **changes):
-    return CrawlOutcome.from_stats(
-        FEED, {"finish_reason": "finished", **stats}, T0, T0 + timedelta(seconds=1), **changes
-    )
+def outcome_of(report, finish_reason="finished", **changes):
+    return CrawlOutcome.from_report(FEED, report, finish_reason, T0, T0 + timedelta(seconds=1), **changes)
+
+
+def failed(message, **fields):
+    report = CrawlReport(**fields)
+    report.fail(message)
+    return report
 
 
 def test_a_crawl_that_stored_questions_is_ok_and_its_line_has_the_counts():
-    outcome = outcome_of({"sofeed/http_status": 200, "sofeed/new": 3, "sofeed/duplicate": 27})
+    outcome = outcome_of(CrawlReport(http_status=200, new=3, duplicate=27))
     assert (outcome.outcome, outcome.ok) == ("ok", True)
     assert outcome.line() == f"feed {FEED}: HTTP 200, 3 new, 27 duplicate, 0 invalid, 1.00 s"
 
 
 def test_a_304_is_a_success_with_nothing_new():
-    outcome = outcome_of({"sofeed/http_status": 304, "sofeed/not_modified": 1})
+    outcome = outcome_of(CrawlReport(http_status=304, not_modified=True))
     assert (outcome.outcome, outcome.ok) == ("not_modified", True)
     assert "HTTP 304, 0 new" in outcome.line()
 
 
 def test_a_broken_feed_is_a_failure_whose_line_gives_the_spiders_reason_once():
-    outcome = outcome_of(
-        {"sofeed/http_status": 500, "sofeed/feed_error": 1, "sofeed/error": f"feed {FEED}: HTTP 500"}
-    )
+    outcome = outcome_of(failed(f"feed {FEED}: HTTP 500", http_status=500))
     assert (outcome.outcome, outcome.ok, outcome.error) == ("failed", False, "HTTP 500")
     assert outcome.line().count(FEED) == 1
 
 
 def test_an_unreachable_database_is_a_failure_that_says_so():
-    outcome = outcome_of(
-        {
-            "finish_reason": "mongodb_unavailable",
-            "sofeed/store_error": 1,
-            "sofeed/error": "MongoDB is unavailable: x",
-        }
-    )
+    report = CrawlReport()
+    report.lose_store("MongoDB is unavailable: x")
+    outcome = outcome_of(report, "mongodb_unavailable")
     assert (outcome.outcome, outcome.error) == ("failed", "MongoDB is unavailable: x")
 
 
 def test_a_crawl_past_its_deadline_is_a_timeout():
-    outcome = outcome_of(
-        {"sofeed/feed_error": 1, "sofeed/error": "fetch failed: TimeoutError"}, deadline_passed=True
-    )
+    outcome = outcome_of(failed("fetch failed: TimeoutError"), deadline_passed=True)
     assert (outcome.outcome, outcome.ok) == ("timeout", False)
     assert "deadline" in outcome.error
 
 
 def test_a_crawl_that_read_its_feed_but_ran_past_its_deadline_is_slow_and_not_a_failure_of_the_feed():
-    outcome = outcome_of(
-        {"finish_reason": "timeout", "sofeed/http_status": 200, "sofeed/new": 1, "sofeed/duplicate": 29},
-        deadline_passed=True,
-    )
+    outcome = outcome_of(CrawlReport(http_status=200, new=1, duplicate=29), "timeout", deadline_passed=True)
     assert (outcome.outcome, outcome.ok, outcome.feed_failed) == ("slow", False, False)
     assert (
         "(HTTP 200, 1 new, 29 duplicate, 0 invalid): the feed answered, but the crawl ran past"
@@ -122,30 +116,25 @@ def test_a_crawl_that_read_its_feed_but_ran_past_its_deadline_is_slow_and_not_a_
 
 
 def test_a_crawl_whose_deadline_passed_before_the_feed_was_requested_is_slow_too():
-    outcome = outcome_of({"sofeed/not_requested": 1}, deadline_passed=True)
+    outcome = outcome_of(CrawlReport(not_requested=True), deadline_passed=True)
     assert (outcome.outcome, outcome.feed_failed) == ("slow", False)
     assert "deadline passed before the feed was requested" in outcome.line()
 
 
 def test_a_feed_that_did_not_answer_by_the_deadline_is_a_failure_of_the_feed():
-    outcome = outcome_of(
-        {"finish_reason": "timeout", "sofeed/feed_error": 1, "sofeed/error": "fetch failed: TimeoutError"},
-        deadline_passed=True,
-    )
+    outcome = outcome_of(failed("fetch failed: TimeoutError"), "timeout", deadline_passed=True)
     assert (outcome.outcome, outcome.feed_failed) == ("timeout", True)
 
 
 def test_a_feed_still_waiting_for_its_retry_after_is_deferred_not_failed():
     later = T0 + timedelta(minutes=5)
-    outcome = outcome_of({"sofeed/not_before": later})
+    outcome = outcome_of(CrawlReport(not_before=later))
     assert (outcome.outcome, outcome.ok, outcome.retry_at) == ("deferred", True, later)
     assert "12:05:00" in outcome.line()
 
 
 def test_a_feed_read_with_a_warning_is_ok_and_its_line_carries_the_warning():
-    outcome = outcome_of(
-        {"sofeed/http_status": 200, "sofeed/new": 2, "sofeed/warning": "its DTD declares 1 entity"}
-    )
+    outcome = outcome_of(CrawlReport(http_status=200, new=2, warnings=["its DTD declares 1 entity"]))
     assert (outcome.outcome, outcome.ok) == ("ok", True)
     assert (
         outcome.line()

@@ -1,14 +1,16 @@
 import logging
 
+import pytest
 from scrapy import Request
-from scrapy.exceptions import ResponseDataLossError
+from scrapy.exceptions import IgnoreRequest, ResponseDataLossError
 from scrapy.http import HtmlResponse, Response
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.spiders import XMLFeedSpider
 from twisted.python.failure import Failure
 
 from sofeed.items import QuestionItem
 from sofeed.middlewares import FEED_META, CrawlTimeUp
-from sofeed.spiders.sofeed import DEFAULT_FEED_URL
+from sofeed.sources import DEFAULT_FEED_URL
 from tests.helpers import feed_response, fixture_bytes, make_spider, parse
 from tools.sim.atom import Entry, render_feed, sample_entries
 
@@ -114,7 +116,7 @@ def test_a_304_yields_nothing_and_counts_as_not_modified(caplog):
     spider = make_spider()
     caplog.set_level(logging.INFO)
     assert parse(spider, feed_response(b"", status=304, cls=Response)) == []
-    assert spider.crawler.stats.get_value("sofeed/not_modified") == 1
+    assert spider.report.not_modified
     assert sofeed_errors(caplog) == []
     assert any("304 Not Modified" in r.getMessage() for r in caplog.records)
 
@@ -181,7 +183,7 @@ def test_a_utf8_body_that_says_it_is_latin_1_is_read_as_utf8_and_a_warning_says_
     assert item["title"] == TITLE
     [warning] = sofeed_warnings(caplog)
     assert "says its encoding is cp1252, but the body is UTF-8" in warning
-    assert spider.crawler.stats.get_value("sofeed/warning") == warning.split(": ", 1)[1]
+    assert spider.report.warnings == [warning.split(": ", 1)[1]]
 
 
 def test_a_latin_1_body_that_says_so_is_read_as_latin_1_without_a_warning(caplog):
@@ -203,7 +205,7 @@ def test_entities_declared_in_a_dtd_are_named_in_a_warning_and_the_feed_is_still
 
 
 def test_scrapys_own_warnings_about_a_download_it_gave_up_are_left_to_the_spider(caplog):
-    make_spider()  # installs the filters
+    make_spider()  # its crawl puts the LogFilters extension in place
     for name, message in [
         (
             "scrapy.core.downloader.handlers.http11",
@@ -238,8 +240,8 @@ def test_a_feed_not_requested_because_the_deadline_passed_first_is_not_a_feed_er
     spider = make_spider()
     spider.feed_failed(failed_fetch(CrawlTimeUp("the crawl's time is up")))
     assert sofeed_errors(caplog) == []
-    assert spider.crawler.stats.get_value("sofeed/not_requested") == 1
-    assert spider.crawler.stats.get_value("sofeed/feed_error") is None
+    assert spider.report.not_requested
+    assert not spider.report.failed
 
 
 def test_a_retry_that_the_deadline_stopped_is_still_a_feed_error(caplog):
@@ -247,3 +249,56 @@ def test_a_retry_that_the_deadline_stopped_is_still_a_feed_error(caplog):
     spider.feed_failed(failed_fetch(CrawlTimeUp("the crawl's time is up"), retry_times=1))
     [error] = sofeed_errors(caplog)
     assert "time is up" in error
+
+
+def test_a_feed_refused_by_robots_txt_is_one_line_naming_the_api_source_and_the_override(caplog):
+    spider = make_spider()
+    spider.feed_failed(failed_fetch(IgnoreRequest("Forbidden by robots.txt")))
+    [error] = sofeed_errors(caplog)
+    assert error.startswith(f"feed {DEFAULT_FEED_URL} is disallowed by its site's robots.txt")
+    assert "--feed-url 'https://api.stackexchange.com/2.3/questions?site=stackoverflow.com'" in error
+    assert "ROBOTSTXT_OBEY=False" in error
+    assert spider.report.refusal.kind == "robots"
+    assert spider.report.error == error
+
+
+def challenged(status, headers=None, body=b""):
+    """The HttpError failure of a feed request that Cloudflare answered with a challenge."""
+    request = Request(DEFAULT_FEED_URL, meta={FEED_META: DEFAULT_FEED_URL})
+    response = HtmlResponse(DEFAULT_FEED_URL, status=status, headers=headers, body=body, request=request)
+    failure = Failure(HttpError(response))
+    failure.request = request
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (403, {"cf-mitigated": "challenge"}, b""),
+        (503, {}, b"<html><head><title>Just a moment...</title></head></html>"),
+    ],
+)
+def test_a_cloudflare_challenge_is_one_line_that_names_it_and_the_api_source(caplog, status, headers, body):
+    spider = make_spider()
+    spider.feed_failed(challenged(status, headers, body))
+    [error] = sofeed_errors(caplog)
+    assert f"HTTP {status}, a Cloudflare challenge" in error
+    assert "site=stackoverflow.com" in error
+    assert "ROBOTSTXT_OBEY" not in error
+    assert spider.report.refusal.kind == "challenge"
+
+
+def test_a_forbidden_feed_without_a_challenge_is_a_plain_http_error(caplog):
+    spider = make_spider()
+    spider.feed_failed(challenged(403, body=b"<html><title>Forbidden</title></html>"))
+    assert sofeed_errors(caplog) == [f"feed {DEFAULT_FEED_URL}: HTTP 403"]
+    assert spider.report.refusal is None
+
+
+def test_a_challenge_page_answered_with_200_is_not_read_as_a_broken_feed(caplog):
+    page = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>checking</body></html>"
+    spider = make_spider()
+    assert parse(spider, feed_response(page, headers={"Content-Type": "text/html"}, cls=HtmlResponse)) == []
+    [error] = sofeed_errors(caplog)
+    assert "a Cloudflare challenge page instead of the feed" in error
+    assert spider.report.refusal.kind == "challenge"

@@ -15,16 +15,13 @@ from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
 from sofeed import settings as project_settings
+from sofeed.extensions import StoreExtension
+from sofeed.logs import KeyRedactingFilter
 from sofeed.middlewares import FEED_META
 from sofeed.quota import QuotaState
 from sofeed.scheduling.outcome import FAILED, CrawlOutcome
-from sofeed.spiders.stackexchange import (
-    OVERLAP_SECONDS,
-    KeyRedactingFilter,
-    StackExchangeSpider,
-    is_api_url,
-    request_url,
-)
+from sofeed.sources import is_api_url
+from sofeed.spiders.stackexchange import OVERLAP_SECONDS, StackExchangeSpider, request_url
 from sofeed.store import question_key
 from tests.helpers import ROOT, CrawlResult
 from tests.helpers import make_spider as make_atom_spider
@@ -169,12 +166,22 @@ def test_a_body_over_the_size_limit_is_one_error_and_stores_nothing(crawl_api, s
 SOURCE = "http://127.0.0.1:9/2.3/questions?site=stackoverflow"
 
 
-def make_spider(store, clock=time.time, **settings):
-    values = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
-    crawler = get_crawler(StackExchangeSpider, settings_dict={**values, **settings})
-    spider = StackExchangeSpider.from_crawler(crawler, feed_url=SOURCE, store=store, clock=clock)
-    crawler.spider = spider
-    return spider
+@pytest.fixture
+def make_spider(mongo_uri, database_name):
+    """A stackexchange spider on a crawler with the project's settings, on this test's database."""
+    crawlers = []
+
+    def make(clock=time.time, **settings):
+        values = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+        values |= {"MONGO_URI": mongo_uri, "MONGO_DATABASE": database_name}
+        crawler = get_crawler(StackExchangeSpider, settings_dict={**values, **settings})
+        crawler.spider = StackExchangeSpider.from_crawler(crawler, feed_url=SOURCE, clock=clock)
+        crawlers.append(crawler)
+        return crawler.spider
+
+    yield make
+    for crawler in crawlers:
+        crawler.get_extension(StoreExtension).close()
 
 
 def answered(simulator):
@@ -186,16 +193,15 @@ def answered(simulator):
 
 
 def outcome_of(spider):
-    stats = {**spider.crawler.stats.get_stats(), "finish_reason": "finished"}
     now = datetime.now(UTC)
-    return CrawlOutcome.from_stats(SOURCE, stats, now, now)
+    return CrawlOutcome.from_report(SOURCE, spider.report, "finished", now, now)
 
 
 @pytest.mark.parametrize("name", ["bad_parameter", "access_denied", "throttle_violation", "internal_error"])
-def test_an_error_wrapper_is_one_line_naming_it_and_a_failed_crawl(store, caplog, name):
+def test_an_error_wrapper_is_one_line_naming_it_and_a_failed_crawl(make_spider, caplog, name):
     simulator = StackExchangeSimulator(seed=1)
     simulator.error_next(name, "said the API")
-    spider = make_spider(store)
+    spider = make_spider()
     assert list(spider.parse(answered(simulator))) == []
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1
@@ -204,13 +210,12 @@ def test_an_error_wrapper_is_one_line_naming_it_and_a_failed_crawl(store, caplog
     outcome = outcome_of(spider)
     assert outcome.outcome == FAILED
     assert outcome.feed_failed  # the scheduler's backoff applies
-    assert spider.crawler.stats.get_value("sofeed/api_error") == name
 
 
-def test_a_gzip_body_that_is_not_json_is_one_error(store, caplog):
+def test_a_gzip_body_that_is_not_json_is_one_error(make_spider, caplog):
     simulator = StackExchangeSimulator(seed=1)
     simulator.fault = "not_json"
-    spider = make_spider(store)
+    spider = make_spider()
     assert list(spider.parse(answered(simulator))) == []
     (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "not JSON" in error
@@ -218,27 +223,27 @@ def test_a_gzip_body_that_is_not_json_is_one_error(store, caplog):
     assert outcome_of(spider).outcome == FAILED
 
 
-def test_empty_items_are_no_error_and_keep_the_quota(store, caplog):
+def test_empty_items_are_no_error_and_keep_the_quota(make_spider, caplog):
     simulator = StackExchangeSimulator(seed=1)
     simulator.fault = "empty_items"
-    spider = make_spider(store)
+    spider = make_spider()
     assert list(spider.parse(answered(simulator))) == []
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
     assert outcome_of(spider).ok
-    assert spider.crawler.stats.get_value("sofeed/quota_remaining") == 299
+    assert spider.report.quota_remaining == 299
 
 
-def test_items_come_oldest_first_so_the_newest_is_stamped_last(store):
-    spider = make_spider(store)
+def test_items_come_oldest_first_so_the_newest_is_stamped_last(make_spider):
+    spider = make_spider()
     items = list(spider.parse(answered(StackExchangeSimulator(seed=1))))
     published = [item["published"] for item in items]
     assert len(published) == 30
     assert published == sorted(published)
 
 
-def test_more_questions_than_a_page_holds_are_read_from_the_next_page(store):
+def test_more_questions_than_a_page_holds_are_read_from_the_next_page(make_spider):
     simulator = StackExchangeSimulator(seed=1, initial=120)
-    spider = make_spider(store)
+    spider = make_spider()
     results = list(spider.parse(answered(simulator)))
     (follow,) = [r for r in results if isinstance(r, Request)]
     assert "page=2" in follow.url
@@ -249,14 +254,14 @@ NOON = datetime(2026, 3, 4, 12, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(("page_open", "asks"), [(True, True), (False, False)])
-def test_an_api_source_asks_sooner_while_a_page_is_open(store, caplog, page_open, asks):
+def test_an_api_source_asks_sooner_while_a_page_is_open(make_spider, store, caplog, page_open, asks):
     caplog.set_level(logging.INFO)
     # 150 requests left at noon: a watched source asks every ~5 min, an unwatched one every ~20.
     quota = QuotaState(quota_max=300, quota_remaining=150, read_at=NOON - 400, last_request=NOON - 400)
-    store.update_feed_state(SOURCE, {"quota": quota.record()})
+    store.update_source_state(SOURCE, {"quota": quota.record()})
     if page_open:
         store.note_page_open(NOON - 20)
-    spider = make_spider(store, clock=lambda: NOON)
+    spider = make_spider(clock=lambda: NOON)
     request = spider._first_request(SOURCE, shared_by=1)
     assert (request is not None) == asks
     if not asks:

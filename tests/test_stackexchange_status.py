@@ -1,8 +1,9 @@
-"""Each API source's remaining quota, from the crawl's stats to its log line, /status and /healthz."""
+"""Each API source's remaining quota, from the crawl's report to its log line, /status and /healthz."""
 
 import time
 from datetime import UTC, datetime, timedelta
 
+from sofeed.report import CrawlReport
 from sofeed.scheduling.outcome import OK, CrawlOutcome
 from tests.test_webapp_health import record_crawl
 
@@ -11,9 +12,8 @@ API = "http://127.0.0.1:8766/2.3/questions?site=stackoverflow"
 
 def test_the_crawl_line_and_record_carry_the_api_quota():
     now = datetime.now(UTC)
-    stats = {"finish_reason": "finished", "sofeed/http_status": 200, "sofeed/new": 2}
-    stats |= {"sofeed/quota_remaining": 287, "sofeed/quota_max": 300}
-    outcome = CrawlOutcome.from_stats(API, stats, now, now)
+    report = CrawlReport(http_status=200, new=2, quota_remaining=287, quota_max=300)
+    outcome = CrawlOutcome.from_report(API, report, "finished", now, now)
     assert outcome.outcome == OK
     assert "2 new, 0 duplicate, 0 invalid, API quota 287/300 left" in outcome.line()
     assert (outcome.record()["quota_remaining"], outcome.record()["quota_max"]) == (287, 300)
@@ -21,7 +21,7 @@ def test_the_crawl_line_and_record_carry_the_api_quota():
 
 def test_an_atom_feeds_line_says_nothing_of_quota():
     now = datetime.now(UTC)
-    outcome = CrawlOutcome.from_stats("http://x/feeds", {"finish_reason": "finished"}, now, now)
+    outcome = CrawlOutcome.from_report("http://x/feeds", CrawlReport(http_status=200), "finished", now, now)
     assert "quota" not in outcome.line()
     assert outcome.record()["quota_remaining"] is None
 

@@ -98,14 +98,14 @@ def test_ensure_indexes_creates_the_index_the_newest_first_query_sorts_on(store)
     assert {"fetched": -1, "_id": -1} in [dict(key) for key in keys]
 
 
-def test_feed_state_remembers_set_fields_and_forgets_fields_set_to_none(store):
+def test_source_state_remembers_set_fields_and_forgets_fields_set_to_none(store):
     url = "https://stackoverflow.com/feeds"
-    assert store.feed_state(url) == {}
+    assert store.source_state(url) == {}
     later = datetime(2030, 1, 1, tzinfo=UTC)
-    store.update_feed_state(url, {"etag": '"abc"', "last_modified": None, "not_before": later})
-    assert store.feed_state(url) == {"_id": url, "etag": '"abc"', "not_before": later}
-    store.update_feed_state(url, {"not_before": None})
-    assert store.feed_state(url) == {"_id": url, "etag": '"abc"'}
+    store.update_source_state(url, {"etag": '"abc"', "last_modified": None, "not_before": later})
+    assert store.source_state(url) == {"_id": url, "etag": '"abc"', "not_before": later}
+    store.update_source_state(url, {"not_before": None})
+    assert store.source_state(url) == {"_id": url, "etag": '"abc"'}
 
 
 @pytest.mark.parametrize("uri", ["mongodb://a:b:c", "http://127.0.0.1:27017"])

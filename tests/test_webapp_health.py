@@ -3,6 +3,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sofeed.refusals import robots_refusal
+from sofeed.report import CrawlReport
+from sofeed.scheduling.outcome import CrawlOutcome
 from tests.helpers import question_fields
 from webapp import create_app, db
 from webapp.health import ago
@@ -133,3 +136,42 @@ def test_ago_reads_like_the_page():
         "2 d ago",
     ]
     assert ago(None, 1000) == ""
+
+
+def refused_feed_record(store, finished, feed="https://stackoverflow.com/feeds", via=None, url=None):
+    """The crawl record the scheduler keeps for a feed refused by robots.txt (or, with via, for the API)."""
+    report = CrawlReport(http_status=None)
+    if via is None:
+        report.refuse(robots_refusal(feed), f"feed {feed} is disallowed by its site's robots.txt")
+    outcome = CrawlOutcome.from_report(url or feed, report, "finished", finished, finished)
+    outcome.via = via
+    store.record_crawl(outcome.feed, outcome.record())
+
+
+def test_a_feed_refused_by_robots_txt_is_explained_with_its_fix_in_status_healthz_and_the_page(client, store):
+    refused_feed_record(store, datetime.now(UTC))
+    note = client.get("/status").json["note"]
+    assert note.startswith("feed https://stackoverflow.com/feeds is disallowed by its site's robots.txt")
+    assert "site=stackoverflow.com" in note
+    assert "ROBOTSTXT_OBEY=False" in note
+    health = client.get("/healthz").json
+    assert (health["note"], health["last_crawl"]["refused"]) == (note, "robots")
+    page = client.get("/").get_data(as_text=True)
+    assert (
+        'class="source-note bad" id="source-note">feed https://stackoverflow.com/feeds is disallowed' in page
+    )
+
+
+def test_the_default_source_read_through_the_api_says_why_on_the_status_line(client, store):
+    via = "through the Stack Exchange API: the feed https://stackoverflow.com/feeds is refused (robots.txt)"
+    api = "https://api.stackexchange.com/2.3/questions?site=stackoverflow"
+    refused_feed_record(store, datetime.now(UTC), via=via, url=api)
+    assert client.get("/status").json["note"] == f"reading {via}"
+    assert client.get("/healthz").json["last_crawl"]["via"] == via
+    assert f'class="source-note" id="source-note">reading {via}</p>' in client.get("/").get_data(as_text=True)
+
+
+def test_a_feed_read_as_usual_has_no_note(client, store):
+    record_crawl(store, datetime.now(UTC))
+    assert client.get("/status").json["note"] is None
+    assert 'id="source-note" hidden>' in client.get("/").get_data(as_text=True)

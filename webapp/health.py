@@ -25,7 +25,7 @@ bp = Blueprint("health", __name__)
 # What the scheduler records about a crawl, and about itself in its lease.
 CRAWL_FIELDS = (
     *("started", "finished", "outcome", "ok", "http_status", "new", "duplicate", "invalid", "error"),
-    *("next_run", "host", "pid", "quota_remaining", "quota_max"),
+    *("next_run", "host", "pid", "quota_remaining", "quota_max", "refused", "advice", "via"),
 )
 LEASE_FIELDS = ("holder", "expires", "renewed", "host", "pid")
 # Every open page polls /status, so a process notes "a page is open" at most this
@@ -39,6 +39,21 @@ def crawl_summary(doc, now):
     when = crawl["finished"] if isinstance(crawl["finished"], int | float) else crawl["started"]
     crawl["age_seconds"] = round(now - when, 3) if isinstance(when, int | float) else None
     return crawl
+
+
+def source_note(crawl):
+    """What a person looking at the page should know about where questions come from, or None.
+
+    The default source reads the API while Stack Overflow refuses the feed
+    (`via`); a configured feed that is refused says so with the fix (its error).
+    """
+    if not crawl:
+        return None
+    if crawl.get("via"):
+        return f"reading {crawl['via']}"
+    if crawl.get("refused"):
+        return crawl.get("error")
+    return None
 
 
 def api_quotas(crawls):
@@ -72,6 +87,7 @@ def status_of(snapshot, now):
         "next_crawl": last["next_run"] if last else None,
         "scheduler": scheduler_summary(snapshot.scheduler, now),
         "api_quota": api_quotas(snapshot.crawls),
+        "note": source_note(last),
     }
 
 
@@ -130,9 +146,11 @@ def healthz():
         reason = short_reason(error)
         return error_response(503, f"the database is unavailable: {reason}", database={"ok": False})
     now = time.time()
+    last = crawl_summary(crawls[0], now) if crawls else None
     body = {
         "database": {"ok": True, "ping_ms": ping_ms},
-        "last_crawl": crawl_summary(crawls[0], now) if crawls else None,
+        "last_crawl": last,
+        "note": source_note(last),
         "scheduler": scheduler_summary(lease, now),
         "api_quota": api_quotas(crawls),
         "now": round(now, 3),

@@ -29,11 +29,11 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import defer, task, threads
 from twisted.python.failure import Failure
 
+from sofeed.extensions import report_of
 from sofeed.outage import short_reason
 from sofeed.scheduling.backoff import FeedBackoff
 from sofeed.scheduling.outcome import CrawlOutcome
-from sofeed.spiders.sofeed import SofeedSpider
-from sofeed.spiders.stackexchange import StackExchangeSpider, is_api_url
+from sofeed.sources import spider_for
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +51,23 @@ def utc(epoch):
 
 
 class CrawlLoop:
-    """Crawl the feeds every `interval` seconds, one cycle at a time."""
+    """Crawl the sources every `interval` seconds, one cycle at a time.
 
-    def __init__(self, runner, store, feeds, interval, reactor, lease=None, clock=time.time):
+    The sources are the configured URLs, or, when there are none, a
+    DefaultSource that says which URL to crawl (default_source.py).
+    """
+
+    def __init__(self, runner, store, feeds, interval, reactor, lease=None, clock=time.time, default=None):
         self.runner = runner
         self.store = store
         self.feeds = list(feeds)
+        self.default = default
         self.interval = interval
         self.reactor = reactor
         self.lease = lease
         self.clock = clock
         self.deadline = interval * DEADLINE_SHARE
-        self.backoff = {feed: FeedBackoff(interval) for feed in self.feeds}
+        self.backoff = {}  # source URL -> FeedBackoff
         self.schedule = schedule.Scheduler()
         self.driver = task.LoopingCall(self.run_pending)
         self.driver.clock = reactor
@@ -138,33 +143,57 @@ class CrawlLoop:
 
     # Crawling
 
+    def sources(self, now):
+        """The URLs to crawl this cycle."""
+        return [self.default.current(now)] if self.default is not None else self.feeds
+
+    def _backoff(self, feed):
+        if feed not in self.backoff:
+            self.backoff[feed] = FeedBackoff(self.interval)
+        return self.backoff[feed]
+
     async def run_cycle(self, every_feed=False):
-        """Crawl the feeds that are due (all of them if every_feed), side by side."""
+        """Crawl the sources that are due (all of them if every_feed), side by side."""
         now = self.cycle_started = self.clock()
-        due = [feed for feed in self.feeds if every_feed or self.backoff[feed].due(now)]
-        crawls = [deferred_from_coro(self.crawl(feed)) for feed in due]
+        due = [feed for feed in self.sources(now) if every_feed or self._backoff(feed).due(now)]
+        outcomes = await self._crawl_all(due)
+        if self.default is not None and any(self._switched(outcome) for outcome in outcomes):
+            # Refused just now: the same cycle reads the questions through the API.
+            outcomes += await self._crawl_all(self.sources(self.clock()))
+        return outcomes
+
+    async def _crawl_all(self, feeds):
+        crawls = [deferred_from_coro(self.crawl(feed)) for feed in feeds]
         results = await maybe_deferred_to_future(defer.DeferredList(crawls, consumeErrors=True))
         return [outcome for succeeded, outcome in results if succeeded]
 
+    def _switched(self, outcome):
+        """Tell the default source of a crawl; True when it now reads another URL."""
+        line = self.default.observe(outcome, outcome.finished.timestamp())
+        if line is not None:
+            logger.warning(line)
+        return line is not None and outcome.refusal is not None
+
     async def crawl(self, feed):
-        """Crawl one feed, log its line, keep its status; returns its CrawlOutcome."""
+        """Crawl one source, log its line, keep its status; returns its CrawlOutcome."""
         started = self.clock()
         # The process's first crawl imports and sets up much of Scrapy: it
         # gets time for that even at the short intervals that tests use.
         allowed = self.deadline if self.warm else max(self.deadline, FIRST_CRAWL_DEADLINE)
         deadline = time.monotonic() + allowed
-        crawler = self.runner.create_crawler(StackExchangeSpider if is_api_url(feed) else SofeedSpider)
+        crawler = self.runner.create_crawler(spider_for(feed))
+        crawler.settings.set("SOFEED_CRAWL_DEADLINE", deadline, priority="cmdline")
         cut_off = self.reactor.callLater(allowed + GRACE_SHARE * self.interval, self._cut_off, crawler)
         try:
-            crawled = self.runner.crawl(crawler, feed_url=feed, store=self.store, deadline=deadline)
-            await maybe_deferred_to_future(crawled)
+            await maybe_deferred_to_future(self.runner.crawl(crawler, feed_url=feed))
         except Exception as error:
             logger.debug("crawl of %s raised", feed, exc_info=True)
             outcome = CrawlOutcome.crashed(feed, error, utc(started), utc(self.clock()))
         else:
-            outcome = CrawlOutcome.from_stats(
+            outcome = CrawlOutcome.from_report(
                 feed,
-                crawler.stats.get_stats(),
+                report_of(crawler),
+                crawler.stats.get_value("finish_reason"),
                 utc(started),
                 utc(self.clock()),
                 deadline_passed=time.monotonic() >= deadline,
@@ -172,6 +201,8 @@ class CrawlLoop:
         finally:
             if cut_off.active():
                 cut_off.cancel()
+        if self.default is not None:
+            outcome.via = self.default.via(feed)
         self.warm = True
         self.report(outcome)
         return outcome
@@ -199,7 +230,7 @@ class CrawlLoop:
 
     def report(self, outcome):
         """Log the crawl's line, move the feed's backoff, and keep its status record."""
-        backoff = self.backoff[outcome.feed]
+        backoff = self._backoff(outcome.feed)
         now = outcome.finished.timestamp()
         retry_at = outcome.retry_at.timestamp() if outcome.retry_at else None
         if not outcome.feed_failed:

@@ -1,7 +1,9 @@
-"""One crawl's result, read from Scrapy's stats: one log line and one status record."""
+"""One crawl's result, from its CrawlReport and how it ended: one log line and one status record."""
 
 from dataclasses import dataclass
 from datetime import datetime
+
+from sofeed.report import Refusal
 
 OK, NOT_MODIFIED, DEFERRED, FAILED, TIMED_OUT = "ok", "not_modified", "deferred", "failed", "timeout"
 # Past its deadline through no fault of the feed: it answered and was read,
@@ -26,6 +28,8 @@ class CrawlOutcome:
     warning: str | None = None  # something odd about a feed that was read anyway
     quota_remaining: int | None = None  # an API source's requests left today
     quota_max: int | None = None
+    refusal: Refusal | None = None  # the site refuses crawlers this feed (robots.txt, a challenge)
+    via: str | None = None  # the default source is read through another: why, for the status line
 
     @property
     def ok(self):
@@ -42,27 +46,26 @@ class CrawlOutcome:
         return (self.finished - self.started).total_seconds()
 
     @classmethod
-    def from_stats(cls, feed, stats, started, finished, deadline_passed=False):
-        """Classify a crawl that ran to its end (or was cut off) by its stats."""
-        error = _without_feed_prefix(stats.get("sofeed/error"), feed)
-        reason = stats.get("finish_reason")
-        answered = stats.get("sofeed/http_status") in (200, 304) and not stats.get("sofeed/feed_error")
-        if stats.get("sofeed/store_error"):
+    def from_report(cls, feed, report, finish_reason, started, finished, deadline_passed=False):
+        """Classify a crawl that ran to its end (or was cut off) by what its report says."""
+        error = _without_feed_prefix(report.error, feed)
+        answered = report.http_status in (200, 304) and not report.failed
+        if report.store_error:
             outcome = FAILED
-        elif stats.get("sofeed/not_requested"):
+        elif report.not_requested:
             outcome, error = SLOW, "the crawl's deadline passed before the feed was requested"
-        elif reason == TIMED_OUT and answered:
+        elif finish_reason == TIMED_OUT and answered:
             outcome, error = SLOW, "the feed answered, but the crawl ran past its deadline"
-        elif reason == TIMED_OUT or (deadline_passed and (error or reason != "finished")):
+        elif finish_reason == TIMED_OUT or (deadline_passed and (error or finish_reason != "finished")):
             outcome = TIMED_OUT
             error = f"cut off at its deadline: {error or 'still running'}"
-        elif stats.get("sofeed/feed_error"):
+        elif report.failed:
             outcome = FAILED
-        elif reason != "finished":
-            outcome, error = FAILED, f"the crawl ended early: {reason}"
-        elif stats.get("sofeed/not_before") and not stats.get("sofeed/http_status"):
+        elif finish_reason != "finished":
+            outcome, error = FAILED, f"the crawl ended early: {finish_reason}"
+        elif report.not_before and report.http_status is None:
             outcome = DEFERRED
-        elif stats.get("sofeed/not_modified"):
+        elif report.not_modified:
             outcome = NOT_MODIFIED
         else:
             outcome = OK
@@ -71,15 +74,16 @@ class CrawlOutcome:
             started=started,
             finished=finished,
             outcome=outcome,
-            http_status=stats.get("sofeed/http_status"),
-            new=stats.get("sofeed/new", 0),
-            duplicate=stats.get("sofeed/duplicate", 0),
-            invalid=stats.get("sofeed/invalid", 0),
+            http_status=report.http_status,
+            new=report.new,
+            duplicate=report.duplicate,
+            invalid=report.invalid,
             error=error,
-            retry_at=stats.get("sofeed/not_before"),
-            warning=stats.get("sofeed/warning"),
-            quota_remaining=stats.get("sofeed/quota_remaining"),
-            quota_max=stats.get("sofeed/quota_max"),
+            retry_at=report.not_before,
+            warning="; ".join(report.warnings) or None,
+            quota_remaining=report.quota_remaining,
+            quota_max=report.quota_max,
+            refusal=report.refusal,
         )
 
     @classmethod
@@ -90,7 +94,7 @@ class CrawlOutcome:
     def line(self):
         """The crawl in one log line."""
         if self.outcome == DEFERRED:
-            return f"feed {self.feed}: skipped, it asked us to wait until {self.retry_at:%H:%M:%S} UTC"
+            return f"feed {self.feed}: skipped, not asking before {self.retry_at:%H:%M:%S} UTC"
         status = f"HTTP {self.http_status}" if self.http_status else "no response"
         counts = f"{self.new} new, {self.duplicate} duplicate, {self.invalid} invalid"
         also = f"; {self.warning}" if self.warning else ""
@@ -115,6 +119,9 @@ class CrawlOutcome:
             "error": self.error,
             "quota_remaining": self.quota_remaining,
             "quota_max": self.quota_max,
+            "refused": self.refusal.kind if self.refusal else None,
+            "advice": self.refusal.advice if self.refusal else None,
+            "via": self.via,
         }
 
 

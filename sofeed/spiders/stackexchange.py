@@ -9,8 +9,6 @@ and stores them through the same pipeline as the Atom spider, so a question
 read from both sources is one document.
 """
 
-import logging
-import re
 import time
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -20,13 +18,14 @@ from pymongo.errors import PyMongoError
 from scrapy import Request, Spider, signals
 from scrapy.spidermiddlewares.httperror import HttpError
 
+from sofeed.extensions import report_of, store_of
 from sofeed.items import QuestionItem
-from sofeed.middlewares import FEED_META, CrawlTimeUp, FeedDeferred, StoreUnavailable
+from sofeed.logs import without_key
+from sofeed.middlewares import FEED_META, CrawlTimeUp, FeedDeferred, SkippedForOutage
 from sofeed.quota import QuotaState, Reading, pace
+from sofeed.sources import API_PATH, DEFAULT_API_URL, is_api_url, split_urls
 from sofeed.stackexchange import NotAWrapper, read_question, read_wrapper
-from sofeed.store import Store
 
-API_PATH = "/2.3/questions"
 # The newest first, with the body for the summary: what a mirror of new questions needs.
 NEWEST = {"sort": "creation", "order": "desc", "pagesize": "100", "filter": "withbody"}
 # fromdate starts this long before the newest question seen: one created in the same
@@ -36,15 +35,6 @@ OVERLAP_SECONDS = 60
 MAX_PAGES = 3
 # A page noted open this recently (webapp/health.py notes every 30 s) means someone watches.
 WATCHED_SECONDS = 90
-_KEY_IN_TEXT = re.compile(r"([?&]key=)[^&\s'\">]+")
-
-
-def is_api_url(url):
-    """Whether url is an API questions URL (path ending in /2.3/questions), on any host."""
-    try:
-        return urlsplit(url).path.rstrip("/").endswith(API_PATH)
-    except ValueError:
-        return False
 
 
 def request_url(source, fromdate=None, key=None, page=1):
@@ -62,45 +52,13 @@ def request_url(source, fromdate=None, key=None, page=1):
     return urlunsplit(parts._replace(query=urlencode(params)))
 
 
-def without_key(text):
-    """text with every key=... query value replaced by key=[hidden]."""
-    return _KEY_IN_TEXT.sub(r"\1[hidden]", text)
-
-
-class KeyRedactingFilter(logging.Filter):
-    """Hide the API key wherever a URL with it would reach the log.
-
-    The API takes its key only as a query parameter, and Scrapy and its
-    middlewares log request URLs (at DEBUG, or on a retry or an error). This
-    filter sits on the log's handlers, which every such line passes.
-    """
-
-    def filter(self, record):
-        message = record.getMessage()
-        if "key=" in message:
-            record.msg, record.args = without_key(message), ()
-        return True
-
-
-def hide_key_in_log():
-    """Put a KeyRedactingFilter on each of the root logger's handlers that has none."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, KeyRedactingFilter) for f in handler.filters):
-            handler.addFilter(KeyRedactingFilter())
-
-
-def split_urls(value):
-    if isinstance(value, str):
-        value = value.split(",")
-    return [url.strip() for url in value or () if url.strip()]
-
-
 class StackExchangeSpider(Spider):
     """Fetch each configured API source and yield one QuestionItem per question.
 
     Sources come from `-a feed_url=URL[,URL...]` (the API URLs among them), else
-    the API URLs in SOFEED_FEED_URLS. The key is SOFEED_STACKEXCHANGE_KEY. As for
-    the Atom spider, a runner may pass `store` and `deadline`.
+    the API URLs in SOFEED_FEED_URLS, else SOFEED_DEFAULT_API_URL. The key is
+    SOFEED_STACKEXCHANGE_KEY. Each source's quota and fromdate are kept in the
+    store between crawls; what happened goes into the crawl's CrawlReport.
     """
 
     name = "stackexchange"
@@ -117,13 +75,10 @@ class StackExchangeSpider(Spider):
     # Error wrappers come with 4xx or 5xx statuses; the spider reads them itself.
     handle_httpstatus_list = tuple(range(400, 600))
 
-    def __init__(self, *args, feed_url=None, store=None, deadline=None, clock=time.time, **kwargs):
+    def __init__(self, *args, feed_url=None, clock=time.time, **kwargs):
         super().__init__(*args, **kwargs)
         self.feed_url_argument = feed_url
-        self.deadline = deadline
         self.clock = clock
-        self._store = store
-        self._owns_store = False
         self.quota = {}  # source URL -> QuotaState, saved when the crawl closes
         self.newest = {}  # source URL -> newest creation_date (epoch) known, saved as its fromdate
 
@@ -131,25 +86,15 @@ class StackExchangeSpider(Spider):
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider._save_state, signal=signals.spider_closed)
-        crawler.signals.connect(spider._close_own_store, signal=signals.engine_stopped)
-        # Scrapy replaces its log handler after the spider is made: filter it once the crawl opens.
-        crawler.signals.connect(hide_key_in_log, signal=signals.spider_opened)
         return spider
 
     @property
     def store(self):
-        """The store the pipeline and middlewares share: given, or opened on first use."""
-        if self._store is None:
-            settings = self.settings
-            self._store = Store.connect(
-                settings["MONGO_URI"], settings["MONGO_DATABASE"], settings.getint("MONGO_TIMEOUT_MS")
-            )
-            self._owns_store = True
-        return self._store
+        return store_of(self.crawler)
 
-    def _close_own_store(self):
-        if self._owns_store:
-            self._store.close()
+    @property
+    def report(self):
+        return report_of(self.crawler)
 
     @property
     def key(self):
@@ -158,13 +103,16 @@ class StackExchangeSpider(Spider):
     @property
     def feed_urls(self):
         configured = split_urls(self.feed_url_argument or self.settings.get("SOFEED_FEED_URLS"))
+        if not configured:
+            return [self.settings.get("SOFEED_DEFAULT_API_URL") or DEFAULT_API_URL]
         return [url for url in configured if is_api_url(url)]
 
     async def start(self):
         sources = self.feed_urls
         if not sources:
             self._report_error(
-                "no API source given: pass -a feed_url=https://api.stackexchange.com%s?site=stackoverflow",
+                "no API source among the sources given: pass -a feed_url=https://api.stackexchange.com%s"
+                "?site=stackoverflow",
                 API_PATH,
             )
         for source in sources:
@@ -174,22 +122,21 @@ class StackExchangeSpider(Spider):
 
     def _first_request(self, source, shared_by):
         try:
-            state = self.store.feed_state(source)
+            state = self.store.source_state(source)
             seen = self.store.page_last_seen()
         except PyMongoError:
-            # FeedStateMiddleware meets the outage again, and closes the crawl with one line.
+            # SourceStateMiddleware meets the outage again, and closes the crawl with one line.
             return self._request(source, None, page=1)
         quota = self.quota[source] = QuotaState.from_record(state.get("quota"))
         now = self.clock()
         interval = self.settings.getfloat("SOFEED_INTERVAL", 30)
         listeners = 1 if seen is not None and now - seen < WATCHED_SECONDS else 0
         chosen = pace(quota, now, interval, listeners, sources=shared_by, keyed=self.key is not None)
-        stats = self.crawler.stats
-        stats.set_value("sofeed/quota_remaining", chosen.remaining)
+        report = self.report
+        report.quota_remaining = chosen.remaining
         if not chosen.due(now):
             # The scheduler looks again then: a page opened meanwhile may make it due sooner.
-            stats.set_value("sofeed/not_before", datetime.fromtimestamp(chosen.recheck_at(now), UTC))
-            stats.inc_value("sofeed/deferred")
+            report.wait_until(datetime.fromtimestamp(chosen.recheck_at(now), UTC))
             at = f"{datetime.fromtimestamp(chosen.next_at, UTC):%H:%M:%S}"
             self.logger.info("API source %s: next request at %s UTC (%s)", source, at, chosen.reason)
             return None
@@ -210,8 +157,7 @@ class StackExchangeSpider(Spider):
 
     def parse(self, response):
         source = response.meta[FEED_META]
-        stats = self.crawler.stats
-        stats.set_value("sofeed/http_status", response.status)
+        self.report.http_status = response.status
         try:
             wrapper = read_wrapper(response.body)
         except NotAWrapper as error:
@@ -231,7 +177,6 @@ class StackExchangeSpider(Spider):
                 response.status,
                 error.error_message,
             )
-            stats.set_value("sofeed/api_error", error.error_name)
             return
         questions = [read_question(question) for question in wrapper.items]
         created = [q["published"].timestamp() for q in questions if q["published"] is not None]
@@ -255,27 +200,27 @@ class StackExchangeSpider(Spider):
     def _observe(self, source, wrapper):
         quota = self.quota.setdefault(source, QuotaState())
         quota.observe(Reading(self.clock(), wrapper.quota_max, wrapper.quota_remaining, wrapper.backoff))
-        stats = self.crawler.stats
+        report = self.report
         if wrapper.quota_remaining is not None:
-            stats.set_value("sofeed/quota_remaining", wrapper.quota_remaining)
+            report.quota_remaining = wrapper.quota_remaining
         if wrapper.quota_max is not None:
-            stats.set_value("sofeed/quota_max", wrapper.quota_max)
+            report.quota_max = wrapper.quota_max
         if wrapper.backoff:
-            stats.set_value("sofeed/not_before", datetime.fromtimestamp(quota.backoff_until, UTC))
+            report.wait_until(datetime.fromtimestamp(quota.backoff_until, UTC))
             self.logger.info("API source %s: the API asks for a backoff of %d s", source, wrapper.backoff)
 
     def source_failed(self, failure):
         """Log one clear line for a source that could not be fetched."""
         request = failure.request
         source = request.meta.get(FEED_META, request.url)
-        if failure.check(StoreUnavailable):
+        if failure.check(SkippedForOutage):
             return  # reported when the crawl was closed
         if failure.check(FeedDeferred):
-            self.crawler.stats.set_value("sofeed/not_before", failure.value.not_before)
+            self.report.wait_until(failure.value.not_before)
             self.logger.info("API source %s: skipped, %s", source, failure.value)
             return
         if failure.check(CrawlTimeUp) and not request.meta.get("retry_times"):
-            self.crawler.stats.set_value("sofeed/not_requested", 1)
+            self.report.not_requested = True
             self.logger.warning("API source %s: not requested, the crawl's deadline passed first", source)
             return
         if failure.check(HttpError):
@@ -286,38 +231,34 @@ class StackExchangeSpider(Spider):
 
     def _report_http_error(self, source, response):
         wait = response.request.meta.get("sofeed_not_before") if response.request else None
-        stats = self.crawler.stats
-        stats.set_value("sofeed/http_status", response.status)
+        self.report.http_status = response.status
         if wait:
-            stats.set_value("sofeed/not_before", wait)
+            self.report.wait_until(wait)
         later = f"; not asking again before {wait:%H:%M:%S} UTC" if wait else ""
         self._report_error(
             "API source %s: HTTP %d without the API's error wrapper%s", source, response.status, later
         )
 
     def _report_error(self, message, *args):
-        """Log a failed source once, and keep the line in the stats for the scheduler."""
-        self.crawler.stats.inc_value("sofeed/feed_error")
-        self.crawler.stats.set_value("sofeed/error", message % args)
+        """Log a failed source once, and keep the line in the crawl's report."""
+        self.report.fail(message % args)
         self.logger.error(message, *args)
 
     def _report_warning(self, source, message, *args):
-        stats = self.crawler.stats
-        earlier = stats.get_value("sofeed/warning")
-        stats.set_value("sofeed/warning", f"{earlier}; {message % args}" if earlier else message % args)
+        self.report.warn(message % args)
         self.logger.warning(f"API source %s: {message}", source, *args)
 
     def _save_state(self, spider, reason):
         """Keep each source's quota; move its fromdate on only after a clean crawl."""
-        stats = self.crawler.stats
-        clean = reason == "finished" and not stats.get_value("sofeed/feed_error")
-        if stats.get_value("sofeed/store_error"):
+        report = self.report
+        clean = reason == "finished" and not report.failed
+        if report.store_error:
             return
         try:
             for source, quota in self.quota.items():
                 changes = {"quota": quota.record()}
                 if clean and self.newest.get(source) is not None:
                     changes["fromdate"] = int(self.newest[source])
-                self.store.update_feed_state(source, changes)
+                self.store.update_source_state(source, changes)
         except PyMongoError as error:
             self.logger.warning("API state not saved, MongoDB is unavailable: %s", error)

@@ -26,6 +26,7 @@
   const countText = document.getElementById("count");
   const lastCrawlText = document.getElementById("last-crawl");
   const nextCrawlText = document.getElementById("next-crawl");
+  const sourceNote = document.getElementById("source-note");
 
   const pollMs = Math.max(100, parseFloat(feed.dataset.pollSeconds) * 1000 || 5000);
   const maxBackoffMs = Math.max(pollMs, Math.min(30000, pollMs * 8));
@@ -421,6 +422,10 @@
     } else {
       lastCrawlText.textContent = "no crawl yet";
     }
+    // Why the questions come from where they do (a refused feed, the API instead): text, never markup.
+    sourceNote.textContent = status.note || "";
+    sourceNote.hidden = !status.note;
+    sourceNote.classList.toggle("bad", Boolean(crawl && crawl.refused && !crawl.via));
     const scheduler = status.scheduler;
     if (scheduler && scheduler.active && typeof status.next_crawl === "number") {
       nextCrawlText.textContent = "next crawl " + until(status.next_crawl * 1000);
