@@ -168,6 +168,8 @@ def test_questions_arriving_together_while_hidden_are_bundled_into_one_notificat
         context.set_offline(False)
         for question_id in ids:
             page.locator(f'#questions > li[data-id="{question_id}"]').wait_for(timeout=30_000)
+        # The page gathers what arrives within a moment, even over two pushes, into one notification.
+        wait_for(lambda: page.evaluate("window.__notifications.length"), what="the notification")
         assert page.evaluate("window.__notifications") == [
             {"title": f"3 new questions in {tag}", "body": "Batched 2\nBatched 1\nBatched 0"}
         ]

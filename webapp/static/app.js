@@ -216,8 +216,25 @@
     if (document.hidden) {
       hiddenArrivals += arrivals.length;
       document.title = "(" + hiddenArrivals + ") " + baseTitle;
-      if (notifying) notify(arrivals);
+      if (notifying) gatherNotification(arrivals);
     }
+  }
+
+  // One crawl's questions can reach the page in two pushes a refresh apart:
+  // those that arrive within a moment of the first make one Notification.
+  const gatherMs = 1500;
+  let gathered = null;
+  function gatherNotification(arrivals) {
+    if (gathered) {
+      gathered.unshift(...arrivals); // later arrivals are newer: newest first, as the server sends them
+      return;
+    }
+    gathered = arrivals.slice();
+    window.setTimeout(() => {
+      const batch = gathered;
+      gathered = null;
+      if (notifying) notify(batch);
+    }, gatherMs);
   }
 
   // The questions rendered before a second site appeared get their site too.
