@@ -87,8 +87,9 @@ def test_two_crawls_at_the_same_time_store_each_question_once(crawl, feed_server
     url = feed_server.serve_feed("/feeds", FEED_30, delay=1.0)
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: crawl(url), range(2)))
-    assert sum(r.stat("sofeed/new") for r in results) == 30
-    assert sum(r.stat("sofeed/new") + r.stat("sofeed/duplicate") for r in results) == 60
+    problems = [line for r in results for line in r.log.splitlines() if " ERROR: " in line]
+    assert sum(r.stat("sofeed/new") for r in results) == 30, problems
+    assert sum(r.stat("sofeed/new") + r.stat("sofeed/duplicate") for r in results) == 60, problems
     assert stored_ids(store) == ids_of(THIRTY)
 
 
