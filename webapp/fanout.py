@@ -115,11 +115,13 @@ class Fanout:
     def publish(self):
         """The current edition, replaced first if the cache now tells streams something new."""
         with self._lock:
+            edition = self._edition
             try:
                 snapshot, failure = self.recent.current(), None
             except StoreUnavailable as error:
+                if edition is not None and edition.snapshot is not None and self.recent.late():
+                    return edition  # as a request would, wait for the late refresh a little
                 snapshot, failure = None, str(error)
-            edition = self._edition
             if edition is not None and edition.tells_the_same_as(snapshot, failure):
                 return edition
             self._edition = Edition(snapshot, failure)

@@ -208,6 +208,14 @@ class RecentQuestions:
             ended.wait(self.first_wait)
         return True
 
+    def late(self):
+        """Whether a refresh that has not failed is under way, though the window has ended,
+        for less than first_wait: a request would wait for it rather than answer 503."""
+        answered = self._answered
+        if self._failure is not None or not self._refreshing or answered is None:
+            return False
+        return self._clock() - answered <= self.stale_seconds + self.first_wait
+
     @property
     def next_refresh(self):
         """An Event that the next refresh to end sets (successful or not)."""
