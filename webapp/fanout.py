@@ -106,9 +106,10 @@ class Fanout:
         return self._edition
 
     def stop(self):
-        """End every stream now: they see stopping as they wake."""
-        self.stopping = True
-        edition = self._edition
+        """End every stream now: they see stopping as they wake, and no edition follows this one."""
+        with self._lock:
+            self.stopping = True
+            edition = self._edition
         if edition is not None:
             edition.ended.set()
 
@@ -116,6 +117,8 @@ class Fanout:
         """The current edition, replaced first if the cache now tells streams something new."""
         with self._lock:
             edition = self._edition
+            if self.stopping:
+                return edition
             try:
                 snapshot, failure = self.recent.current(), None
             except StoreUnavailable as error:
@@ -124,10 +127,10 @@ class Fanout:
                 snapshot, failure = None, str(error)
             if edition is not None and edition.tells_the_same_as(snapshot, failure):
                 return edition
-            self._edition = Edition(snapshot, failure)
+            self._edition = new = Edition(snapshot, failure)
         if edition is not None:
             edition.ended.set()
-        return self._edition
+        return new
 
     def _loop(self):
         """While streams are open: start each refresh when due, and publish what each refresh brought."""

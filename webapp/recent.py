@@ -122,7 +122,8 @@ class RecentQuestions:
         self.status_seconds = status_seconds
         self.retry_seconds = max(retry_seconds, refresh_seconds)
         self.stale_seconds = stale_seconds
-        # How long a request with no snapshot to serve waits for a refresh: it answers 503 within 2 s.
+        # How long a request waits for the refresh it started, or for the one under way when
+        # it has nothing to serve: it answers within 2 s, 503 if it must.
         self.first_wait = 1.8
         self._clock = clock
         self._guard = threading.Lock()  # for _refreshing and _refreshed
@@ -203,7 +204,12 @@ class RecentQuestions:
             if self._refreshing:
                 return False
             self._refreshing, ended = True, self._refreshed
-        threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
+        try:
+            threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
+        except BaseException:
+            with self._guard:
+                self._refreshing = False  # or no refresh would ever start again
+            raise
         if wait:
             ended.wait(self.first_wait)
         return True
