@@ -3,7 +3,7 @@
 
 Each process keeps one RecentQuestions. Requests refresh it lazily, at most
 once per REFRESH_SECONDS: the request that finds it due starts a refresh in
-a thread (a greenlet under gevent) and waits for it, 1.8 s at most, while
+a thread (a greenlet under gevent) and waits for it, 1.5 s at most, while
 the others go on serving the snapshot they have. A refresh reads the store's change
 version (one `_id` lookup) and queries the questions only when it moved; the
 total count and the crawl status are re-read when it moved or every few
@@ -124,7 +124,7 @@ class RecentQuestions:
         self.stale_seconds = stale_seconds
         # How long a request waits for the refresh it started, or for the one under way when
         # it has nothing to serve: it answers within 2 s, 503 if it must.
-        self.first_wait = 1.8
+        self.first_wait = 1.5
         self._clock = clock
         self._guard = threading.Lock()  # for _refreshing and _refreshed
         self._refreshing = False  # whether a refresh is under way: one at a time
