@@ -286,7 +286,7 @@ def test_a_refresh_running_late_is_waited_out_with_the_last_snapshot_until_the_w
         assert cache.refreshing
         assert cache.snapshot() is good
         clock.now += 2.5
-        with pytest.raises(StoreUnavailable, match="the database has not answered for 4 s"):
+        with pytest.raises(StoreUnavailable, match="unavailable: it has not answered for 4 s"):
             cache.snapshot()
     finally:
         ended = cache.next_refresh

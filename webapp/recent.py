@@ -175,8 +175,9 @@ class RecentQuestions:
         if failure is not None:
             raise StoreUnavailable(failure.message)
         if answered is None:
-            raise StoreUnavailable("the database has not answered yet")
-        raise StoreUnavailable(f"the database has not answered for {self._clock() - answered:.0f} s")
+            raise StoreUnavailable("the database is unavailable: it has not answered yet")
+        silent = self._clock() - answered
+        raise StoreUnavailable(f"the database is unavailable: it has not answered for {silent:.0f} s")
 
     def due(self):
         """Whether a refresh is due: refresh_seconds after the last good one, or a while after a failure."""
