@@ -5,6 +5,7 @@ feed server (tools/sim/feed_server.py), the scheduler (scheduler.py) crawling it
 and the web app under gunicorn with webapp/gunicorn_conf.py.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -97,24 +98,30 @@ class WebApp:
     """The web app under gunicorn, with the production config, on a free port.
 
     gunicorn cannot bind port 0, so the test binds the socket and hands it
-    over as fd://N: no other process can take the port in between.
+    over as fd://N: no other process can take the port in between. The
+    workers then share that socket. With port, gunicorn binds
+    127.0.0.1:port itself instead, as in production, where each worker
+    listens on a socket of its own (reuse_port).
     """
 
-    def __init__(self, mongo_uri, database, log, poll_seconds=0.5, **settings):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        listener.set_inheritable(True)
-        host, port = listener.getsockname()
-        self.url = f"http://{host}:{port}"
+    def __init__(self, mongo_uri, database, log, poll_seconds=0.5, port=None, **settings):
         environment = dict(
             os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database, SOFEED_POLL_SECONDS=str(poll_seconds)
         )
         # Any other app setting, as the environment gives it: STREAMS_PER_PROCESS=0.
         environment.update((f"SOFEED_{name}", str(value)) for name, value in settings.items())
         command = [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py"]
-        command += ["--bind", f"fd://{listener.fileno()}"]
+        listener = contextlib.nullcontext()
+        if port is None:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(128)
+            listener.set_inheritable(True)
+            port = listener.getsockname()[1]
+            command += ["--bind", f"fd://{listener.fileno()}"]
+        environment.update(SOFEED_HOST="127.0.0.1", SOFEED_PORT=str(port))
+        self.url = f"http://127.0.0.1:{port}"
         with listener:
             self.process = launcher.start(
                 "gunicorn",
@@ -123,13 +130,19 @@ class WebApp:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                pass_fds=[listener.fileno()],
+                pass_fds=[listener.fileno()] if isinstance(listener, socket.socket) else [],
+                ready=self._answers,
             ).process
-        # The socket already listens: this waits for a worker to answer.
-        status, _ = http(self.url + "/static/style.css", timeout=30)
+
+    def _answers(self, _part):
+        """Whether a worker answers (a socket the test handed over already listens: then this waits)."""
+        try:
+            status, _ = http(self.url + "/static/style.css", timeout=30)
+        except OSError:
+            return False
         if status != 200:
-            self.stop()
             raise RuntimeError(f"gunicorn answered {status} for /static/style.css")
+        return True
 
     def stop(self):
         stop(self.process)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sofeed.store import VISIBILITY_LAG, Store
+from tests.cache_helpers import Clock, FlakyStore
 from tests.helpers import save_numbered
 from webapp import recent
 from webapp.recent import OVERLAP, RecentQuestions, StoreUnavailable
@@ -33,16 +34,6 @@ class CountingStore(Store):
     def count_questions(self):
         self.calls["count_questions"] += 1
         return super().count_questions()
-
-
-class Clock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -211,3 +202,155 @@ def test_threads_waiting_for_the_first_refresh_share_its_failure():
         unreachable.close()
     assert outcomes == ["unavailable"] * 10
     assert unreachable.calls["change_version"] == 1
+
+
+# Stale-if-error: the last good snapshot is served while refreshes fail or run late,
+# until the database has not answered for stale_seconds.
+
+
+@pytest.fixture
+def flaky(store, database_name):
+    return FlakyStore(store.client, database_name)
+
+
+class Heard:
+    """What the cache tells its observer (webapp/metrics.py counts the same calls)."""
+
+    def __init__(self):
+        self.stale = self.failed = 0
+
+    def stale_served(self):
+        self.stale += 1
+
+    def refresh_failed(self):
+        self.failed += 1
+
+
+def whole_second_clock():
+    """A Clock at a whole second, so that adding seconds to it is exact."""
+    return Clock(float(int(time.time())))
+
+
+def test_a_failing_database_is_hidden_until_it_has_not_answered_for_stale_seconds(earlier_store, flaky):
+    save_numbered(earlier_store, 1)
+    clock = whole_second_clock()
+    heard = Heard()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock, observer=heard)
+    good = cache.snapshot()
+    flaky.failing = 1000
+    clock.now += 1.0
+    assert cache.snapshot() is good
+    assert (flaky.failures, cache.age(good)) == (1, 1.0)
+    clock.now += 2.0
+    assert cache.snapshot() is good  # 3 s old: served still, after another failed refresh
+    assert flaky.failures == 2
+    clock.now += 0.01
+    with pytest.raises(StoreUnavailable, match="the database is unavailable: connection closed"):
+        cache.snapshot()
+    assert (heard.failed, heard.stale) == (2, 2)
+
+
+def test_while_the_last_snapshot_serves_a_failed_refresh_is_retried_soon_then_every_retry_seconds(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, retry_seconds=1.0, stale_seconds=3.0, clock=clock)
+    cache.snapshot()
+    flaky.failing = 1000
+    clock.now += 0.25
+    cache.snapshot()
+    clock.now += 0.25
+    cache.snapshot()
+    assert flaky.failures == 2  # retried after refresh_seconds: the answers are still good
+    clock.now += 3.0
+    with pytest.raises(StoreUnavailable):
+        cache.snapshot()
+    assert flaky.failures == 3
+    clock.now += 0.5
+    with pytest.raises(StoreUnavailable):
+        cache.snapshot()
+    assert flaky.failures == 3  # unavailable now: retried only after retry_seconds
+    clock.now += 0.5
+    flaky.failing = 0
+    assert cache.age(cache.snapshot()) == 0.0
+
+
+def test_a_refresh_running_late_is_waited_out_with_the_last_snapshot_until_the_window_ends(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    good = cache.snapshot()
+    cache.first_wait = 0  # from now on no request waits for the late refresh
+    flaky.stalling = True
+    clock.now += 1.0
+    try:
+        assert cache.snapshot() is good  # and the refresh it started stalls
+        assert flaky.stalled.wait(timeout=30)
+        assert cache.refreshing
+        assert cache.snapshot() is good
+        clock.now += 2.5
+        with pytest.raises(StoreUnavailable, match="unavailable: it has not answered for 4 s"):
+            cache.snapshot()
+    finally:
+        ended = cache.next_refresh
+        flaky.stalling = False
+        flaky.released.set()
+    assert ended.wait(timeout=30)
+    fresh = cache.current()
+    assert fresh is not good
+    assert cache.age(fresh) == 2.5  # read by the refresh that began 2.5 s ago
+
+
+def test_the_window_counts_from_the_databases_last_answer_not_from_when_a_slow_refresh_began(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    cache.snapshot()
+    cache.first_wait = 0
+    flaky.stalling = True
+    clock.now += 1.0
+    cache.snapshot()  # starts a refresh, which stalls
+    assert flaky.stalled.wait(timeout=30)
+    clock.now += 2.0  # the refresh answers 2 s after it began
+    ended = cache.next_refresh
+    flaky.stalling = False
+    flaky.released.set()
+    assert ended.wait(timeout=30)
+    read = cache.current()
+    flaky.failing = 1000
+    clock.now += 3.0
+    assert cache.snapshot() is read  # 5 s old, but the database answered 3 s ago
+    assert cache.age(read) == 5.0
+    clock.now += 0.01
+    with pytest.raises(StoreUnavailable):
+        cache.snapshot()
+
+
+def test_once_a_refresh_failed_a_request_with_nothing_to_serve_is_not_held_for_the_next_one(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, retry_seconds=1.0, stale_seconds=3.0, clock=clock)
+    cache.snapshot()
+    flaky.failing = 1
+    clock.now += 3.5
+    with pytest.raises(StoreUnavailable, match="connection closed"):
+        cache.snapshot()
+    cache.first_wait = 3600  # a request that waited for the stalled refresh would hang
+    flaky.stalling = True
+    clock.now += 1.0
+    assert cache.refresh_if_due(wait=False)  # the retry, as the fanout's loop starts it
+    outcome = []
+
+    def ask():
+        try:
+            cache.snapshot()
+            outcome.append("served")
+        except StoreUnavailable as error:
+            outcome.append(str(error))
+
+    assert flaky.stalled.wait(timeout=30)
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        asker.join(timeout=30)  # only a bound: it answers at once
+        assert not asker.is_alive(), "the request waited for the stalled refresh"
+    finally:
+        flaky.stalling = False
+        flaky.released.set()
+        asker.join()
+    assert outcome == ["the database is unavailable: connection closed (injected by the test)"]

@@ -2,12 +2,21 @@
 `/update` costs no database query however many pages poll it.
 
 Each process keeps one RecentQuestions. Requests refresh it lazily, at most
-once per REFRESH_SECONDS: one request refreshes under a lock while the others
-go on serving the snapshot they have. A refresh reads the store's change
+once per REFRESH_SECONDS: the request that finds it due starts a refresh in
+a thread (a greenlet under gevent) and waits for it, 1.5 s at most, while
+the others go on serving the snapshot they have. A refresh reads the store's change
 version (one `_id` lookup) and queries the questions only when it moved; the
 total count and the crawl status are re-read when it moved or every few
 seconds. So the database sees a handful of queries per second per process,
 whether ten pages poll or ten thousand.
+
+Stale-if-error: a refresh that fails, or is still running because the
+process or the database is starved of CPU, does not stop the answers. The
+last good snapshot is served until the database has not answered for
+STALE_SECONDS (the views say how old the snapshot is); only then does the
+process answer 503. While a snapshot can be served, a failed refresh is
+retried every REFRESH_SECONDS; after that, every retry_seconds, so an
+unreachable database is not hammered.
 
 Why a question is handed out only once it is VISIBILITY_LAG old:
 a page asks for the questions fetched after the largest `fetched` it has
@@ -51,6 +60,10 @@ OVERLAP = timedelta(seconds=60)
 # leave one version for two questions, and a refresh between them would
 # never see the second; this bounds how late it shows up.
 RESCAN_SECONDS = 10.0
+# A refresh that is late or failing leaves the last good snapshot served until the
+# database has not answered for this long: a starved process keeps answering, and
+# an outage still shows within 5 s.
+STALE_SECONDS = 3.0
 
 
 class StoreUnavailable(Exception):
@@ -78,15 +91,19 @@ class Snapshot:
         end = bisect.bisect_left(self._keys, -timestamp)
         return list(self.questions[start : min(end, start + limit)])
 
+    def handed_out(self):
+        """Every question this snapshot hands out (fetched <= horizon), newest first."""
+        return self.questions[bisect.bisect_left(self._keys, -self.horizon) :]
+
 
 @dataclass(frozen=True)
 class Failure:
-    at: float
+    at: float  # when the refresh gave up
     message: str
 
 
 class RecentQuestions:
-    """The newest questions of one store, refreshed lazily and shared by threads."""
+    """The newest questions of one store, refreshed lazily and shared by threads (or greenlets)."""
 
     def __init__(
         self,
@@ -95,61 +112,161 @@ class RecentQuestions:
         status_seconds=3.0,
         retry_seconds=1.0,
         clock=time.time,
-        deadline=1.5,
         observer=None,
+        stale_seconds=STALE_SECONDS,
     ):
         self.store = store
         # Told of stale snapshots served and failed refreshes (webapp/metrics.py counts them).
         self.observer = observer
-        # A refresh, retries included, gives up after this many seconds: /update answers 503 within 2 s.
-        self.deadline = deadline
         self.refresh_seconds = refresh_seconds
         self.status_seconds = status_seconds
         self.retry_seconds = max(retry_seconds, refresh_seconds)
-        # How long a request waits for the very first refresh: it answers 503 within 2 s.
-        self.first_wait = 1.8
+        self.stale_seconds = stale_seconds
+        # How long a request waits for the refresh it started, or for the one under way when
+        # it has nothing to serve: it answers within 2 s, 503 if it must.
+        self.first_wait = 1.5
         self._clock = clock
-        self._lock = threading.Lock()
-        self._state = None  # the latest Snapshot or Failure
+        self._guard = threading.Lock()  # for _refreshing and _refreshed
+        self._refreshing = False  # whether a refresh is under way: one at a time
         self._good = None  # the latest Snapshot
+        self._answered = None  # when the refresh that read it ended: the database's last answer
+        self._failure = None  # why the refreshes since _good failed, the latest
+        self._refreshed = threading.Event()  # set, and replaced, by each refresh as it ends
 
     def snapshot(self):
-        """A recent Snapshot; raises StoreUnavailable when the database is not answering."""
-        state = self._state
-        if state is None or self._due(state):
-            # Only the first requests wait; later ones serve what there is while one refreshes.
-            if self._lock.acquire(timeout=self.first_wait if state is None else 0):
-                try:
-                    if self._state is None or self._due(self._state):
-                        self._state = self._refresh()
-                finally:
-                    self._lock.release()
-            elif state is None:
-                raise StoreUnavailable("the database has not answered yet")
-            state = self._state
-        if isinstance(state, Failure):
-            raise StoreUnavailable(state.message)
-        if self.observer is not None and self._due(state):
-            self.observer.stale_served()
-        return state
+        """A Snapshot to answer from, refreshed first if due; raises StoreUnavailable.
 
-    def _due(self, state):
-        age = self._clock() - (state.at if isinstance(state, Failure) else state.taken)
-        wait = self.retry_seconds if isinstance(state, Failure) else self.refresh_seconds
-        return age >= wait or age < 0  # a clock stepped back: refresh rather than stall
+        While a refresh is late or failing, the last good snapshot is served
+        until the database has not answered for stale_seconds; only then does
+        the process say it is unavailable.
+        """
+        snapshot = self.ready()
+        if snapshot is None:
+            snapshot = self.current()  # raises StoreUnavailable, unless a refresh just brought one
+        if self.observer is not None and self.age(snapshot) >= self.refresh_seconds:
+            self.observer.stale_served()
+        return snapshot
+
+    def ready(self):
+        """Refresh if due; the snapshot to serve, or None.
+
+        The caller that starts a refresh waits for it, first_wait at most. So
+        does a caller with nothing to serve while no refresh has failed (the
+        first one, or a slow one, is under way); once one has failed, the
+        answer is None at once.
+        """
+        if self.refresh_if_due():
+            return self._usable()
+        snapshot = self._usable()
+        if snapshot is None and self._failure is None:
+            with self._guard:
+                refreshing, ended = self._refreshing, self._refreshed
+            if refreshing:
+                ended.wait(self.first_wait)
+                snapshot = self._usable()
+        return snapshot
+
+    def current(self):
+        """The snapshot to serve now, without refreshing it; raises StoreUnavailable."""
+        snapshot = self._usable()
+        if snapshot is not None:
+            return snapshot
+        failure, answered = self._failure, self._answered
+        if failure is not None:
+            raise StoreUnavailable(failure.message)
+        if answered is None:
+            raise StoreUnavailable("the database is unavailable: it has not answered yet")
+        silent = self._clock() - answered
+        raise StoreUnavailable(f"the database is unavailable: it has not answered for {silent:.0f} s")
+
+    def due(self):
+        """Whether a refresh is due: refresh_seconds after the last good one, or a while after a failure."""
+        now, good, failure = self._clock(), self._good, self._failure
+        if failure is not None:
+            # Retried soon while the last good snapshot is still served, then every retry_seconds.
+            wait = self.refresh_seconds if self._usable() is not None else self.retry_seconds
+            since = now - failure.at
+        elif good is not None:
+            wait, since = self.refresh_seconds, now - good.taken
+        else:
+            return True
+        return since >= wait or since < 0  # a clock stepped back: refresh rather than stall
+
+    def refresh_if_due(self, wait=True):
+        """Start a refresh if one is due and none is under way; whether it started one.
+
+        It runs in a thread (a greenlet under gevent) of its own, so that a
+        slow one holds no request: with wait, the caller waits for it
+        first_wait at most.
+        """
+        if not self.due():
+            return False
+        with self._guard:
+            if self._refreshing:
+                return False
+            self._refreshing, ended = True, self._refreshed
+        try:
+            threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
+        except BaseException:
+            with self._guard:
+                self._refreshing = False  # or no refresh would ever start again
+            raise
+        if wait:
+            ended.wait(self.first_wait)
+        return True
+
+    def late(self):
+        """Whether a refresh that has not failed is under way, though the window has ended,
+        for less than first_wait: a request would wait for it rather than answer 503."""
+        answered = self._answered
+        if self._failure is not None or not self._refreshing or answered is None:
+            return False
+        return self._clock() - answered <= self.stale_seconds + self.first_wait
+
+    @property
+    def next_refresh(self):
+        """An Event that the next refresh to end sets (successful or not)."""
+        return self._refreshed
+
+    @property
+    def refreshing(self):
+        return self._refreshing
+
+    def _usable(self):
+        """The last good snapshot while it may be served, else None.
+
+        That is until the database has not answered for stale_seconds: counted
+        from the end of the refresh that read it, so that a slow refresh does
+        not eat into the time the next one has.
+        """
+        good, answered = self._good, self._answered
+        if good is None or answered is None:
+            return None
+        return good if self._clock() - answered <= self.stale_seconds else None
+
+    def age(self, snapshot):
+        """Seconds since the snapshot's refresh started, on this cache's clock."""
+        age = self._clock() - snapshot.taken
+        return age if age >= 0 else 0.0  # a clock stepped back: as fresh as can be
 
     def _refresh(self):
         now = self._clock()
         try:
-            with self.store.within(self.deadline):
+            # No overall deadline (Store.within): the client's timeouts bound each call, and
+            # one would turn a refresh that a starved process reads slowly into a failure.
+            if self.due():
                 snapshot = self._read(now, self._good)
+                self._good, self._answered, self._failure = snapshot, self._clock(), None
         except PyMongoError as error:
             if self.observer is not None:
                 self.observer.refresh_failed()
-            # Retried retry_seconds after it failed, not after it began: it can take the deadline.
-            return Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
-        self._good = snapshot
-        return snapshot
+            # Retried after it failed, not after it began: it can take several timeouts.
+            self._failure = Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
+        finally:
+            with self._guard:
+                self._refreshing = False
+                ended, self._refreshed = self._refreshed, threading.Event()
+            ended.set()
 
     def _read(self, now, previous):
         version = self.store.change_version()
