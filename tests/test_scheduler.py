@@ -221,6 +221,7 @@ def test_with_no_source_configured_a_feed_refused_by_robots_txt_gives_way_to_the
             SOFEED_ROBOTSTXT_KEEP_SECONDS="1",
         )
         wait_until(lambda: store.count_questions() == 12, what="the API's twelve questions")
+        wait_until(lambda: store.crawls.find_one({"_id": api}), what="the API crawl's record")
         records = {doc["_id"]: doc for doc in store.crawl_statuses()}
         assert records[feed]["refused"] == "robots"
         assert "robots.txt" in records[api]["via"]
