@@ -230,7 +230,9 @@ def test_with_no_source_configured_a_feed_refused_by_robots_txt_gives_way_to_the
 
         feed_server.serve("/robots.txt", Reply(body=b"User-agent: *\nAllow: /\n", content_type="text/plain"))
         wait_until(lambda: store.count_questions() == 12 + 5, timeout=30, what="the feed's five questions")
-        assert scheduler.lines(f"the default feed {feed} can be read again")
+        wait_until(
+            lambda: scheduler.lines(f"the default feed {feed} can be read again"), what="the switch back"
+        )
     finally:
         httpd.shutdown()
         httpd.server_close()
