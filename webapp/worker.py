@@ -59,8 +59,8 @@ class _JsonErrors:
 
 
 def _end_streams(worker):
-    # Called from a signal handler: a worker still loading the app has no stream to end,
-    # and must not import anything there (the import under way holds its lock).
+    # Maybe in a signal handler (gthread's): a worker still loading the app has no stream
+    # to end, and must not import anything there (the import under way holds its lock).
     stream = sys.modules.get("webapp.stream")
     if stream is not None and getattr(worker, "wsgi", None) is not None:
         stream.stop_streams(worker.wsgi)

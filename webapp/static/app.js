@@ -2,8 +2,8 @@
 //
 // The server pushes them on one EventSource, /events?timestamp=<cursor>; the
 // browser reconnects it by itself and resumes from the last event's id. If
-// the server refuses a stream (each process holds only a few), the page polls
-// /update?timestamp=<cursor> instead. The cursor is the largest `fetched` the
+// the server refuses a stream (a process whose streams are full), the page
+// polls /update?timestamp=<cursor> instead. The cursor is the largest `fetched` the
 // server has sent (first the one embedded in the page), never the browser's
 // clock, and questions are deduplicated by id. Feed text is
 // only ever set with textContent or setAttribute, and a link is clickable
@@ -175,8 +175,8 @@
     renderStatus();
   }
 
-  // The filter as webapp/filters.py applies it. /events does not filter
-  // yet (it moves onto a fan-out keyed by filter), so the page checks too.
+  // The filter as webapp/filters.py applies it. The server filters /events
+  // and /update already; the page checks too, as a second line.
   function matches(q) {
     const tags = (Array.isArray(q.tags) ? q.tags : []).map((tag) => String(tag).toLowerCase());
     if (filterTags.length && !filterTags.some((tag) => tags.includes(tag))) return false;
