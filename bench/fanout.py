@@ -28,7 +28,7 @@ import uuid
 import common
 
 from bench import loadgen, store_data
-from bench.services import Gunicorn, connect, database_commands, newest_fetched, private_database
+from bench.services import connect, database_commands, newest_fetched, private_database, web_app
 from sofeed.store import Store
 
 # (questions, connection counts, seconds per wrk run, warm-up seconds)
@@ -45,11 +45,10 @@ def run(quick):
         store = Store.connect(mongo_uri, database)
         store_data.fill(store, questions)
         store.close()
-        settings = {"MONGO_URI": mongo_uri, "MONGO_DATABASE": database}
         with (
             connect(mongo_uri) as client,
-            Gunicorn(work / "gunicorn-webapp.log", **settings) as app,
-            Gunicorn(work / "gunicorn-trivial.log", app="bench.trivial_app:create_app()") as trivial,
+            web_app(work / "gunicorn-webapp.log", mongo_uri, database) as app,
+            web_app(work / "gunicorn-trivial.log", app="bench.trivial_app:create_app()") as trivial,
         ):
             app.wait_ready()  # the two booted side by side
             trivial.wait_ready()

@@ -5,6 +5,7 @@ feed server (tools/sim/feed_server.py), the scheduler (scheduler.py) crawling it
 and the web app under gunicorn with webapp/gunicorn_conf.py.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from gunicorn.config import Config as GunicornConfig
+
 from sofeed.store import question_key
 from tools import launcher, localdb
-from tools.launcher import wait_until  # noqa: F401 (the tests import it from here)
+from tools.launcher import wait_until  # the tests import it from here too
 
 
 def http(url, data=None, timeout=10):
@@ -67,22 +70,41 @@ class FeedSimulator:
         self.part.stop()
 
 
-def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
-    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
-    environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
-    environment.pop("SOFEED_FEED_URLS", None)
-    command = [sys.executable, "scheduler.py", "--interval", str(interval)]
-    for url in (feed_url, *more_feeds):
-        command += ["--feed-url", url]
-    part = launcher.start(
-        "scheduler.py",
+def product_environment(**settings):
+    """os.environ without any sofeed or MongoDB setting, plus settings (None ones left out).
+
+    So a part runs on its defaults unless told otherwise, whatever the shell exported.
+    """
+    kept = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SOFEED_", "MONGO_")) and name != "BENCH_QUICK"
+    }
+    return {**kept, **{name: str(value) for name, value in settings.items() if value is not None}}
+
+
+def start_logged(name, command, log, environment, **popen):
+    """launcher.start with the part's output (standard output and errors) in the open file log."""
+    return launcher.start(
+        name,
         command,
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        **popen,
     )
-    return part.process
+
+
+def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
+    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
+    command = [sys.executable, "scheduler.py", "--interval", str(interval)]
+    for url in (feed_url, *more_feeds):
+        command += ["--feed-url", url]
+    # The test's environment otherwise: a test may set an API key there for the scheduler.
+    environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
+    environment.pop("SOFEED_FEED_URLS", None)
+    return start_logged("scheduler.py", command, log, environment).process
 
 
 def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
@@ -96,43 +118,84 @@ def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
 class WebApp:
     """The web app under gunicorn, with the production config, on a free port.
 
-    gunicorn cannot bind port 0, so the test binds the socket and hands it
-    over as fd://N: no other process can take the port in between.
+    gunicorn cannot bind port 0, so this binds the socket, with gunicorn's
+    own backlog, and hands it over as fd://N: no other process can take the
+    port in between. settings are app settings, as the environment gives
+    them (STREAMS_PER_PROCESS=0 is SOFEED_STREAMS_PER_PROCESS); poll_seconds
+    None leaves the page's default. app replaces the config's WSGI app and
+    gunicorn_args follow the config on the command line, so they win. The
+    constructor returns once a worker answers ready_path (None: at once, so
+    that several can boot side by side; wait_ready() then).
     """
 
-    def __init__(self, mongo_uri, database, log, poll_seconds=0.5, **settings):
+    def __init__(
+        self,
+        mongo_uri,
+        database,
+        log,
+        poll_seconds=0.5,
+        *,
+        app=None,
+        gunicorn_args=(),
+        ready_path="/static/style.css",
+        **settings,
+    ):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
+        listener.listen(GunicornConfig().backlog)
         listener.set_inheritable(True)
         host, port = listener.getsockname()
         self.url = f"http://{host}:{port}"
-        environment = dict(
-            os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database, SOFEED_POLL_SECONDS=str(poll_seconds)
+        settings = {f"SOFEED_{name}": value for name, value in settings.items()}
+        environment = product_environment(
+            MONGO_URI=mongo_uri, MONGO_DATABASE=database, SOFEED_POLL_SECONDS=poll_seconds, **settings
         )
-        # Any other app setting, as the environment gives it: STREAMS_PER_PROCESS=0.
-        environment.update((f"SOFEED_{name}", str(value)) for name, value in settings.items())
         command = [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py"]
-        command += ["--bind", f"fd://{listener.fileno()}"]
+        command += ["--bind", f"fd://{listener.fileno()}", *gunicorn_args, *([app] if app else [])]
         with listener:
-            self.process = launcher.start(
-                "gunicorn",
-                command,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=[listener.fileno()],
-            ).process
-        # The socket already listens: this waits for a worker to answer.
-        status, _ = http(self.url + "/static/style.css", timeout=30)
-        if status != 200:
-            self.stop()
-            raise RuntimeError(f"gunicorn answered {status} for /static/style.css")
+            self.part = start_logged("gunicorn", command, log, environment, pass_fds=[listener.fileno()])
+        self.process = self.part.process
+        if ready_path:
+            self.wait_ready(ready_path)
+
+    def wait_ready(self, path="/update"):
+        """Wait until a worker answers path with 200; returns self."""
+        wait_until(lambda: self._answers(path), timeout=30, what=f"gunicorn answering {path}")
+        return self
+
+    def _answers(self, path):
+        if not self.part.running:
+            raise RuntimeError(f"gunicorn exited with status {self.process.returncode}; see its log")
+        try:
+            status, _ = http(self.url + path, timeout=5)
+        except OSError:
+            return False
+        return status == 200
+
+    def get(self, path):
+        """(status, JSON or text) of a GET."""
+        return http(self.url + path)
+
+    def workers(self):
+        """The pids of gunicorn's workers, its master's children."""
+        return children(self.process.pid)
 
     def stop(self):
-        stop(self.process)
+        self.part.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def children(pid):
+    """The pids of pid's child processes (Linux keeps them in /proc)."""
+    with contextlib.suppress(FileNotFoundError):
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
 
 
 # A crawl line: "2026-01-01 12:00:00,123 INFO sofeed.scheduling.loop: feed URL: what happened"
@@ -193,6 +256,15 @@ class Scheduler:
     def __init__(self, process, log_path):
         self.process = process
         self.log_path = log_path
+
+    def stop(self):
+        stop(self.process)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
 
     def log(self):
         return self.log_path.read_text()
