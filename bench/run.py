@@ -24,7 +24,7 @@ import common
 
 from bench import report
 
-BENCHMARKS = ("parse", "crawl_cycle", "freshness", "fanout", "data_scale")
+BENCHMARKS = ("parse", "crawl_cycle", "freshness", "fanout", "data_scale", "push")
 # A benchmark that runs longer than this is stuck: it is stopped, and counts as failed.
 TIME_LIMIT, QUICK_TIME_LIMIT = 600, 120
 
