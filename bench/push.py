@@ -49,8 +49,8 @@ import common
 from bench import loadgen
 from bench.clients import PacedPollers, Pages, Tricklers
 from bench.fanout import TRIVIAL_APP, add_rate
-from bench.services import Together, cpu_seconds, memory_mib, newest_fetched, private_database, web_app
-from tests.processes import FeedSimulator, launch_scheduler, wait_until
+from bench.services import Together, Workers, newest_fetched, private_database, web_app
+from tests.processes import FeedSimulator, launch_scheduler
 from tests.reliability.pollers import percentile
 from tools.sim.feed_server import FEED_SIZE
 
@@ -93,27 +93,6 @@ QUICK = {
 DELIVERY_WAIT, POLL_PERIODS = 10.0, 3
 
 
-class Workers:
-    """gunicorn's workers seen from /proc: their CPU seconds and resident memory, summed."""
-
-    def __init__(self, app):
-        self.pids = app.workers()
-
-    def cpu(self):
-        return sum(_read(cpu_seconds, pid, 0.0) for pid in self.pids)
-
-    def rss_mib(self):
-        return sum(_read(lambda pid: memory_mib(pid)[0], pid, 0.0) for pid in self.pids)
-
-
-def _read(reader, pid, missing):
-    """reader(pid), or missing if the process is gone (a worker replaced)."""
-    try:
-        return reader(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return missing
-
-
 class Phases:
     """How long each part of the benchmark took, to keep its time in check."""
 
@@ -147,35 +126,34 @@ class Site:
         self.stored = FEED_SIZE  # the first crawl stores the whole feed
 
     @contextlib.contextmanager
-    def servers(self, name):
-        """A fresh web app of each worker class, booted side by side and stopped together: {kind: app}."""
+    def servers(self, name, trivial=False):
+        """A fresh web app of each worker class, booted side by side and stopped together: {kind: app}.
+
+        With trivial, {kind: (app, the trivial view under the same worker class)}.
+        """
         with Together() as running:
-            apps = {
-                kind: running.enter(
-                    web_app(
-                        self.work / f"gunicorn-{kind}-{name}.log", self.mongo_uri, self.database, **options
-                    )
-                )
-                for kind, options in SERVERS.items()
-            }
+            apps, anchors = {}, {}
+            for kind, options in SERVERS.items():
+                log_path = self.work / f"gunicorn-{kind}-{name}.log"
+                apps[kind] = running.enter(web_app(log_path, self.mongo_uri, self.database, **options))
+                if trivial:
+                    log_path = self.work / f"gunicorn-trivial-{kind}.log"
+                    anchors[kind] = running.enter(web_app(log_path, app=TRIVIAL_APP, **options))
+            for part in running.parts:
+                part.wait_ready()
             for app in apps.values():
-                self.newest(app.wait_ready())
-            yield apps
+                self.newest(app)
+            yield {kind: (app, anchors[kind]) for kind, app in apps.items()} if trivial else apps
 
     def newest(self, app):
         """The cursor of a page that has every stored question: the newest `fetched` app hands out."""
         return newest_fetched(app, self.stored)
 
-    def crawl_new(self, count, timeout=60):
+    def crawl_new(self, count):
         """Publish count questions and wait until the scheduler stores them: (ids, when its crawl ended)."""
         logged = len(self.scheduler.crawls())
         ids = [self.simulator.publish() for _ in range(count)]
-
-        def stored():
-            crawls = [crawl for crawl in self.scheduler.crawls()[logged:] if crawl.count("new")]
-            return sum(crawl.count("new") for crawl in crawls) >= count and crawls
-
-        crawls = wait_until(stored, timeout, step=0.02, what=f"the scheduler storing {count} new questions")
+        crawls = self.scheduler.crawls_storing(count, after=logged)
         self.stored += count
         return ids, max(crawl.ended for crawl in crawls)
 
@@ -247,7 +225,6 @@ def saturation(site, app, trivial, settings, log):
     """Scenario 4: {connections: (Load of /update, Load of the trivial view)}, taking turns."""
     connection_counts, seconds = settings["wrk"]
     url = f"{app.url}/update?timestamp={site.newest(app)!r}"
-    trivial.wait_ready()
     return {
         connections: (
             loadgen.load(url, connections, seconds, log),
@@ -265,15 +242,9 @@ def run(quick):
     phases = Phases()
     with contextlib.ExitStack() as running, open(work / "wrk.log", "w") as wrk_log:
         site = Site(running, work, settings["crawl_interval"])
-        trivials = running.enter_context(Together())
-        trivial = {
-            kind: trivials.enter(web_app(work / f"gunicorn-trivial-{kind}.log", app=TRIVIAL_APP, **options))
-            for kind, options in SERVERS.items()
-        }
         for count in settings["pages"]:
             with site.servers(f"{count}") as apps:
-                if count == settings["pages"][0]:
-                    phases.ended("start")
+                phases.ended("starting")
                 for kind, app in apps.items():
                     log_path = work / f"clients-{kind}-{count}.log"
                     with streams(site, app, count, settings, log_path) as stream_runs[kind, count]:
@@ -281,12 +252,16 @@ def run(quick):
                         if count == largest:
                             polls[kind] = paced_polls(site, app, settings, log_path)
                             phases.ended(f"pollers, {kind}")
-                    if count == largest:
-                        slow[kind] = slow_clients(site, app, settings, log_path)
-                        phases.ended(f"slow clients, {kind}")
-                        saturated[kind] = saturation(site, app, trivial[kind], settings, wrk_log)
-                        phases.ended(f"saturation, {kind}")
             phases.ended("stopping")
+        # Fresh servers again: streams that ended leave work behind for a while.
+        with site.servers("slow", trivial=True) as apps:
+            phases.ended("starting")
+            for kind, (app, trivial) in apps.items():
+                slow[kind] = slow_clients(site, app, settings, work / f"clients-slow-{kind}.log")
+                phases.ended(f"slow clients, {kind}")
+                saturated[kind] = saturation(site, app, trivial, settings, wrk_log)
+                phases.ended(f"saturation, {kind}")
+        phases.ended("stopping")
 
     result = common.Result(
         "push",

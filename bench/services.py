@@ -125,3 +125,24 @@ def memory_mib(pid):
 def connect(uri):
     """A plain client for the benchmark's own look-ups (counts, serverStatus)."""
     return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+class Workers:
+    """A web app's gunicorn workers, seen from /proc: their CPU seconds and resident memory, summed."""
+
+    def __init__(self, app):
+        self.pids = app.workers()
+
+    def cpu(self):
+        return sum(_read(cpu_seconds, pid) for pid in self.pids)
+
+    def rss_mib(self):
+        return sum(_read(lambda pid: memory_mib(pid)[0], pid) for pid in self.pids)
+
+
+def _read(reader, pid):
+    """reader(pid), or 0 if the process is gone (a worker replaced)."""
+    try:
+        return reader(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0

@@ -280,6 +280,15 @@ class Scheduler:
         parsed = (CrawlLine.parse(line) for line in self.log().splitlines())
         return [crawl for crawl in parsed if crawl is not None and feed in (None, crawl.feed)]
 
+    def crawls_storing(self, count, after, timeout=60):
+        """The crawls logged after the first `after` that stored new questions, once count in all."""
+
+        def stored():
+            crawls = [crawl for crawl in self.crawls()[after:] if crawl.count("new")]
+            return sum(crawl.count("new") for crawl in crawls) >= count and crawls
+
+        return wait_until(stored, timeout, step=0.02, what=f"the scheduler storing {count} new questions")
+
     def unexpected_lines(self):
         """Lines other than crawl lines and the lifecycle's: a traceback, a library's warning."""
         return [
