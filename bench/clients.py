@@ -129,8 +129,12 @@ class _Client:
         return json.loads(line)
 
     def ask(self, command, timeout=ANSWER_TIMEOUT):
-        self.part.process.stdin.write(command + "\n")
-        self.part.process.stdin.flush()
+        try:
+            self.part.process.stdin.write(command + "\n")
+            self.part.process.stdin.flush()
+        except BrokenPipeError:
+            status = self.part.process.wait()
+            raise RuntimeError(f"{self.part.name} exited (status {status}); see {self.log_path}") from None
         return self.read(timeout)
 
     def finish(self):

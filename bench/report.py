@@ -65,6 +65,8 @@ def number(value):
     """A figure at a readable precision."""
     if value is None:
         return "-"
+    if isinstance(value, int):  # a count: streams, pages
+        return f"{value:,}"
     size = abs(value)
     if size >= 100:
         return f"{value:,.0f}"
