@@ -70,17 +70,16 @@ class FeedSimulator:
         self.part.stop()
 
 
-def product_environment(**settings):
-    """os.environ without any sofeed or MongoDB setting, plus settings (None ones left out).
+def product_environment():
+    """os.environ without any sofeed or MongoDB setting: a part started in it runs on its defaults.
 
-    So a part runs on its defaults unless told otherwise, whatever the shell exported.
+    The benchmarks start their parts in it, so that what the shell exported cannot change the figures.
     """
-    kept = {
+    return {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("SOFEED_", "MONGO_")) and name != "BENCH_QUICK"
     }
-    return {**kept, **{name: str(value) for name, value in settings.items() if value is not None}}
 
 
 def start_logged(name, command, log, environment, **popen):
@@ -120,12 +119,17 @@ class WebApp:
 
     gunicorn cannot bind port 0, so this binds the socket, with gunicorn's
     own backlog, and hands it over as fd://N: no other process can take the
-    port in between. settings are app settings, as the environment gives
-    them (STREAMS_PER_PROCESS=0 is SOFEED_STREAMS_PER_PROCESS); poll_seconds
-    None leaves the page's default. app replaces the config's WSGI app and
-    gunicorn_args follow the config on the command line, so they win. The
-    constructor returns once a worker answers ready_path (None: at once, so
-    that several can boot side by side; wait_ready() then).
+    port in between. The workers then share that socket. With port, gunicorn
+    binds 127.0.0.1:port itself instead, as in production, where each worker
+    listens on a socket of its own (reuse_port).
+
+    settings are app settings as the environment gives them
+    (STREAMS_PER_PROCESS=0 is SOFEED_STREAMS_PER_PROCESS), over environ
+    (this process's environment unless given); poll_seconds None leaves the
+    page's default. app replaces the config's WSGI app, and gunicorn_args
+    follow the config on the command line, so they win. The constructor
+    returns once a worker answers ready_path (None: at once, so that several
+    can boot side by side; wait_ready() then).
     """
 
     def __init__(
@@ -134,27 +138,38 @@ class WebApp:
         database,
         log,
         poll_seconds=0.5,
+        port=None,
         *,
         app=None,
         gunicorn_args=(),
         ready_path="/static/style.css",
+        environ=None,
         **settings,
     ):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(GunicornConfig().backlog)
-        listener.set_inheritable(True)
-        host, port = listener.getsockname()
-        self.url = f"http://{host}:{port}"
-        settings = {f"SOFEED_{name}": value for name, value in settings.items()}
-        environment = product_environment(
-            MONGO_URI=mongo_uri, MONGO_DATABASE=database, SOFEED_POLL_SECONDS=poll_seconds, **settings
-        )
+        settings = {
+            "MONGO_URI": mongo_uri,
+            "MONGO_DATABASE": database,
+            "SOFEED_POLL_SECONDS": poll_seconds,
+            **{f"SOFEED_{name}": value for name, value in settings.items()},
+        }
+        environment = dict(os.environ if environ is None else environ)
+        environment.update((name, str(value)) for name, value in settings.items() if value is not None)
         command = [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py"]
-        command += ["--bind", f"fd://{listener.fileno()}", *gunicorn_args, *([app] if app else [])]
+        listener = contextlib.nullcontext()
+        if port is None:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(GunicornConfig().backlog)
+            listener.set_inheritable(True)
+            port = listener.getsockname()[1]
+            command += ["--bind", f"fd://{listener.fileno()}"]
+        environment.update(SOFEED_HOST="127.0.0.1", SOFEED_PORT=str(port))
+        self.url = f"http://127.0.0.1:{port}"
+        command += [*gunicorn_args, *([app] if app else [])]
+        passed = [listener.fileno()] if isinstance(listener, socket.socket) else []
         with listener:
-            self.part = start_logged("gunicorn", command, log, environment, pass_fds=[listener.fileno()])
+            self.part = start_logged("gunicorn", command, log, environment, pass_fds=passed)
         self.process = self.part.process
         if ready_path:
             self.wait_ready(ready_path)

@@ -116,6 +116,7 @@ def test_status_reports_count_last_and_next_crawl_and_scheduler(client, store, e
     assert body["next_crawl"] == round((now + timedelta(seconds=25)).timestamp(), 3)
     assert body["scheduler"]["active"] is True
     assert before - 1 <= body["now"] <= time.time() + 1
+    assert 0 <= body["snapshot_age_seconds"] < 1  # re-read for this request
 
 
 def test_status_answers_503_json_when_the_database_is_unreachable(down_client):

@@ -120,6 +120,13 @@ def test_update_is_never_cached_and_carries_the_security_headers(client):
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
 
+def test_update_says_in_its_age_header_how_many_whole_seconds_old_its_snapshot_is(client, earlier_store):
+    save_numbered(earlier_store, 1)
+    response = client.get("/update")
+    assert response.status_code == 200
+    assert response.headers["Age"] == "0"  # this app re-reads the database for every request
+
+
 def test_update_answers_503_json_within_two_seconds_when_the_database_is_down():
     app = create_app({"TESTING": True, "MONGO_URI": "mongodb://127.0.0.1:1", "MONGO_DATABASE": "sofeed"})
     try:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sofeed.store import VISIBILITY_LAG, Store
+from tests.flaky_store import FlakyStore
 from tests.helpers import save_numbered
 from webapp import recent
 from webapp.recent import OVERLAP, RecentQuestions, StoreUnavailable
@@ -211,3 +212,96 @@ def test_threads_waiting_for_the_first_refresh_share_its_failure():
         unreachable.close()
     assert outcomes == ["unavailable"] * 10
     assert unreachable.calls["change_version"] == 1
+
+
+# Stale-if-error: the last good snapshot is served while refreshes fail or run late,
+# until it is stale_seconds old.
+
+
+@pytest.fixture
+def flaky(store, database_name):
+    return FlakyStore(store.client, database_name)
+
+
+class Heard:
+    """What the cache tells its observer (webapp/metrics.py counts the same calls)."""
+
+    def __init__(self):
+        self.stale = self.failed = 0
+
+    def stale_served(self):
+        self.stale += 1
+
+    def refresh_failed(self):
+        self.failed += 1
+
+
+def whole_second_clock():
+    """A Clock at a whole second, so that adding seconds to it is exact."""
+    return Clock(float(int(time.time())))
+
+
+def test_a_failing_database_is_hidden_until_the_last_snapshot_is_stale_seconds_old(earlier_store, flaky):
+    save_numbered(earlier_store, 1)
+    clock = whole_second_clock()
+    heard = Heard()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock, observer=heard)
+    good = cache.snapshot()
+    flaky.failing = 1000
+    clock.now += 1.0
+    assert cache.snapshot() is good
+    assert (flaky.failures, cache.age(good)) == (1, 1.0)
+    clock.now += 2.0
+    assert cache.snapshot() is good  # 3 s old: served still, after another failed refresh
+    assert flaky.failures == 2
+    clock.now += 0.01
+    with pytest.raises(StoreUnavailable, match="the database is unavailable: connection closed"):
+        cache.snapshot()
+    assert (heard.failed, heard.stale) == (2, 2)
+
+
+def test_while_the_last_snapshot_serves_a_failed_refresh_is_retried_soon_then_every_retry_seconds(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, retry_seconds=1.0, stale_seconds=3.0, clock=clock)
+    cache.snapshot()
+    flaky.failing = 1000
+    clock.now += 0.25
+    cache.snapshot()
+    clock.now += 0.25
+    cache.snapshot()
+    assert flaky.failures == 2  # retried after refresh_seconds: the answers are still good
+    clock.now += 3.0
+    with pytest.raises(StoreUnavailable):
+        cache.snapshot()
+    assert flaky.failures == 3
+    clock.now += 0.5
+    with pytest.raises(StoreUnavailable):
+        cache.snapshot()
+    assert flaky.failures == 3  # unavailable now: retried only after retry_seconds
+    clock.now += 0.5
+    flaky.failing = 0
+    assert cache.age(cache.snapshot()) == 0.0
+
+
+def test_a_refresh_running_late_is_waited_out_with_the_last_snapshot_until_it_is_stale(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    cache.first_wait = 0  # this test's requests never wait for the late refresh
+    good = cache.snapshot()
+    flaky.stalling = True
+    clock.now += 1.0
+    late = threading.Thread(target=cache.snapshot)
+    late.start()
+    try:
+        assert flaky.stalled.wait(timeout=30)
+        assert cache.snapshot() is good
+        clock.now += 2.5
+        with pytest.raises(StoreUnavailable, match="the database has not answered for 4 s"):
+            cache.snapshot()
+    finally:
+        flaky.stalling = False
+        flaky.released.set()
+        late.join()
+    fresh = cache.snapshot()
+    assert fresh is not good
+    assert cache.age(fresh) == 0.0

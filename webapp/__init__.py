@@ -21,8 +21,8 @@ DEFAULTS = {
     "MONGO_TIMEOUT_MS": 1500,
     # How often the page polls /update when it cannot hold a stream of /events.
     "POLL_SECONDS": 5.0,
-    # Live /events streams per process (each holds a gunicorn thread; the rest poll),
-    # and how long one lasts before the browser reconnects.
+    # Live /events streams per process, beyond which pages poll (webapp/gunicorn_conf.py
+    # sets it for its worker class), and how long one lasts before the browser reconnects.
     "STREAMS_PER_PROCESS": 8,
     "STREAM_SECONDS": 300.0,
     # How often, at most, a process re-reads the database for all its clients.

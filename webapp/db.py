@@ -1,9 +1,11 @@
-"""The web app's database handle: one Store, and one RecentQuestions on it, per process.
+"""The web app's database handle: one Store, one RecentQuestions on it, and one
+Fanout of that to the /events streams, per process.
 
-Both are built on first use, not in create_app: gunicorn forks its workers
-after loading the app, and a MongoClient must not cross a fork. They are
-closed when the process exits. Views call get_store() and get_recent() and
-never build a client themselves.
+They are built on first use, not in create_app: gunicorn forks its workers
+after loading the app, and a MongoClient (or the fanout's thread) must not
+cross a fork. They are closed when the process exits. Views call
+get_store(), get_recent() and get_fanout() and never build a client
+themselves.
 """
 
 import atexit
@@ -12,6 +14,7 @@ import threading
 from flask import current_app
 
 from sofeed.store import Store
+from webapp.fanout import Fanout
 from webapp.recent import RecentQuestions
 
 EXTENSION = "sofeed.db"
@@ -20,13 +23,14 @@ _open_handles = set()  # closed at exit, whatever the app did
 
 
 class Handle:
-    """The Store and the RecentQuestions of one app, built lazily and thread-safely."""
+    """The Store, the RecentQuestions and the Fanout of one app, built lazily and thread-safely."""
 
     def __init__(self, config):
         self.config = config
         self._lock = threading.Lock()
         self._store = None
         self._recent = None
+        self._fanout = None
 
     @property
     def store(self):
@@ -60,11 +64,22 @@ class Handle:
                     )
         return self._recent
 
+    @property
+    def fanout(self):
+        if self._fanout is None:
+            recent = self.recent
+            with self._lock:
+                if self._fanout is None:
+                    self._fanout = Fanout(recent)
+        return self._fanout
+
     def close(self):
         with self._lock:
+            if self._fanout is not None:
+                self._fanout.stop()
             if self._store is not None:
                 self._store.close()
-            self._store = self._recent = None
+            self._store = self._recent = self._fanout = None
             _open_handles.discard(self)
 
 
@@ -80,6 +95,11 @@ def get_store():
 def get_recent():
     """The process's RecentQuestions for the current app."""
     return current_app.extensions[EXTENSION].recent
+
+
+def get_fanout():
+    """The process's Fanout for the current app's /events streams."""
+    return current_app.extensions[EXTENSION].fanout
 
 
 def close(app):

@@ -3,36 +3,56 @@
     gunicorn -c webapp/gunicorn_conf.py 'webapp:create_app()'
 
 Listens on ${SOFEED_HOST:-127.0.0.1}:${SOFEED_PORT:-8000}. Each request is
-cheap (/update is answered from memory), and most of a page's time is spent
-idle between polls, so threads rather than processes carry the load: 200
-pages polling every 5 s are 40 requests a second, a few milliseconds each.
-Two processes use both cores of a small machine; each keeps its own cache
-of recent questions, so the database sees two readers, however many pages.
+cheap (/update is answered from memory), and a page spends most of its life
+holding an /events stream open or idle between polls. So the default worker
+is gevent's: a connection, a stream included, costs a greenlet and a socket,
+not a thread, and a client that trickles its request costs only that much
+for `keepalive` seconds (webapp/worker.py). SOFEED_WORKER_CLASS=gthread runs
+the threaded worker instead, the benchmarks' anchor: each stream holds a
+thread there, so it keeps few. Two processes use both cores of a small
+machine; each keeps its own cache of recent questions, so the database sees
+two readers, however many pages. The README's web section has the figures.
 """
 
 import os
+import resource
 import shutil
-import signal
 import tempfile
-
-from gunicorn import util
 
 wsgi_app = "webapp:create_app()"
 bind = [f"{os.environ.get('SOFEED_HOST', '127.0.0.1')}:{os.environ.get('SOFEED_PORT', '8000')}"]
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel
+# spreads new connections over them evenly. (Not for a socket handed over as
+# fd://N, as the tests do: the workers then share it.)
+reuse_port = True
 
-# Threads in each worker: keep-alive connections idle between polls wait in
-# the worker's poller, not in a thread, so 16 threads serve hundreds of pages.
-worker_class = "gthread"
+WORKER_CLASSES = {"gevent": "webapp.worker.GeventWorker", "gthread": "webapp.worker.ThreadWorker"}
+_worker = os.environ.get("SOFEED_WORKER_CLASS", "gevent")
+if _worker not in WORKER_CLASSES:
+    raise ValueError(f"SOFEED_WORKER_CLASS is {_worker!r}: set it to gevent (the default) or gthread")
+worker_class = WORKER_CLASSES[_worker]
 workers = int(os.environ.get("SOFEED_WORKERS", "2"))
-threads = int(os.environ.get("SOFEED_THREADS", "16"))
-worker_connections = 1000
+if _worker == "gevent":
+    # An open stream costs about 10 KB of a worker's memory (README): 10,000 is ~100 MB per worker.
+    worker_connections = int(os.environ.get("SOFEED_WORKER_CONNECTIONS", "10000"))
+    # Streams may take all but 1,000 connections of a worker: those stay for polls and page loads.
+    _streams = max(0, worker_connections - 1000)
+else:
+    # Keep-alive connections idle between polls wait in the worker's poller, not
+    # in a thread, so 16 threads serve hundreds of polling pages; half of them may stream.
+    threads = int(os.environ.get("SOFEED_THREADS", "16"))
+    worker_connections = int(os.environ.get("SOFEED_WORKER_CONNECTIONS", "1000"))
+    _streams = threads // 2
+# The app's per-process stream limit follows the worker class, unless set.
+raw_env = [f"SOFEED_STREAMS_PER_PROCESS={os.environ.get('SOFEED_STREAMS_PER_PROCESS', _streams)}"]
 
 # A request never takes long: /update answers 503 within 2 s when the
 # database is down. A worker silent for 30 s is stuck, and is replaced.
-# (The /events streams are long, but they end when the worker stops: below.)
+# (The /events streams are long, but they end when the worker stops: webapp/worker.py.)
 timeout = 30
 graceful_timeout = 10
 # Longer than the page's poll interval, so a polling page keeps its connection.
+# Under gevent it also bounds how long reading one request may take.
 keepalive = 10
 
 # Access logs off by default (a line per poll per page); errors to stderr.
@@ -45,44 +65,6 @@ loglevel = os.environ.get("SOFEED_LOG_LEVEL", "info")
 control_socket_disable = True
 
 
-def post_worker_init(worker):
-    """End the worker's /events streams when it is told to stop.
-
-    gthread waits for running requests before it exits, and a stream runs
-    for minutes: without this, stopping gunicorn would wait out
-    graceful_timeout and then kill the worker.
-    """
-    from webapp.stream import stop_streams
-
-    stop_worker = worker.handle_exit
-
-    def handle_exit(signum, frame):
-        stop_streams(worker.wsgi)
-        stop_worker(signum, frame)
-
-    signal.signal(signal.SIGTERM, handle_exit)
-
-
-def worker_int(worker):
-    """SIGINT or SIGQUIT (Ctrl-C): the worker exits at once, so its streams end too."""
-    from webapp.stream import stop_streams
-
-    stop_streams(worker.wsgi)
-
-
-def _write_json_error(sock, status, reason, message):
-    from webapp.errors import raw_error_response
-
-    util.write_nonblock(sock, raw_error_response(status, reason, message))
-
-
-# gunicorn answers a request it refuses itself (414 for a request line over
-# limit_request_line, 400 for bytes that are not HTTP, 431 for huge headers)
-# with an HTML page; the app promises JSON for every error, so these are too.
-# gunicorn has no setting for this page: its one writer is replaced.
-util.write_error = _write_json_error
-
-
 # /metrics sums every worker's counters from files in one directory per run
 # (prometheus_client's multiprocess mode): set in the master as it starts,
 # before any worker loads the app, and not at import, so that reading this file
@@ -91,9 +73,22 @@ _own_metrics_dir = []
 
 
 def on_starting(server):
+    _raise_open_files_limit(server, worker_connections + 100)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sofeed-metrics-")
         _own_metrics_dir.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def _raise_open_files_limit(server, wanted):
+    """Each connection is a file descriptor: raise the soft limit (systemd's is 1024) up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < limit:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    if limit < wanted:
+        server.log.warning(
+            "open files limit %d is below worker_connections: raise LimitNOFILE (systemd) or ulimit -n", hard
+        )
 
 
 def child_exit(server, worker):

@@ -59,14 +59,16 @@ def scheduler_summary(doc, now):
     return lease
 
 
-def status_of(snapshot, now):
-    """The /status document for a snapshot."""
+def status_of(snapshot, now, age):
+    """The /status document for a snapshot that is age seconds old."""
     # The latest crawl says when the next one is due: older records may be of
     # feeds no longer crawled, with a next_run long past.
     last = crawl_summary(snapshot.crawls[0], now) if snapshot.crawls else None
     return {
         "now": round(now, 3),
         "as_of": round(snapshot.status_taken, 3),
+        # Above REFRESH_SECONDS while a refresh is late or failing (webapp/recent.py, STALE_SECONDS).
+        "snapshot_age_seconds": round(age, 3),
         "questions": snapshot.count,
         "last_crawl": last,
         "next_crawl": last["next_run"] if last else None,
@@ -91,13 +93,14 @@ def ago(moment, now):
 @bp.get("/status")
 def status():
     """Report the question count, the last and next crawl, and the scheduler, from memory."""
+    recent = get_recent()
     try:
-        snapshot = get_recent().snapshot()
+        snapshot = recent.snapshot()
     except StoreUnavailable as error:
         return error_response(503, str(error))
     now = time.time()
     note_watched(now)
-    response = jsonify(status_of(snapshot, now))
+    response = jsonify(status_of(snapshot, now, recent.age(snapshot)))
     response.headers["Cache-Control"] = "no-store"
     return response
 

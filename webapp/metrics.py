@@ -38,7 +38,7 @@ UPDATE_SECONDS = Histogram(
 )
 STALE_SNAPSHOTS = Counter(
     "sofeed_stale_snapshots_served",
-    "Answers given from a snapshot whose refresh was due (another thread was refreshing it)",
+    "Answers given from a snapshot older than REFRESH_SECONDS (a refresh was under way, late or failing)",
 )
 REFRESH_FAILURES = Counter(
     "sofeed_database_refresh_failures", "Refreshes of the recent questions that failed"

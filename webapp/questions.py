@@ -58,12 +58,15 @@ def update():
         wanted = QuestionFilter.from_args(request.args)
     except ValueError as error:  # FilterError is one
         return error_response(400, str(error))
+    recent = get_recent()
     try:
-        snapshot = get_recent().snapshot()
+        snapshot = recent.snapshot()
     except StoreUnavailable as error:
         return error_response(503, str(error))
     response = jsonify(wanted.questions_after(snapshot, timestamp, UPDATE_LIMIT))
     response.headers["Cache-Control"] = "no-store"
+    # Whole seconds since the snapshot was read: above 0 while a refresh is late or failing.
+    response.headers["Age"] = str(int(recent.age(snapshot)))
     return response
 
 
@@ -90,7 +93,7 @@ def index():
         cursor=questions[0]["fetched"] if questions else 0,
         poll_seconds=float(current_app.config["POLL_SECONDS"]),
         now=round(now, 3),
-        status=status_of(snapshot, now) if snapshot else None,
+        status=status_of(snapshot, now, get_recent().age(snapshot)) if snapshot else None,
         unavailable=unavailable,
     )
     status = 400 if bad_filter else 503 if unavailable else 200

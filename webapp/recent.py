@@ -9,6 +9,13 @@ total count and the crawl status are re-read when it moved or every few
 seconds. So the database sees a handful of queries per second per process,
 whether ten pages poll or ten thousand.
 
+Stale-if-error: a refresh that fails, or is still running because the
+process is starved of CPU, does not stop the answers. The last good
+snapshot is served until it is STALE_SECONDS old (the views say its age);
+only after that does the process answer 503. While a snapshot can be
+served, a failed refresh is retried every REFRESH_SECONDS; after that,
+every retry_seconds, so an unreachable database is not hammered.
+
 Why a question is handed out only once it is VISIBILITY_LAG old:
 a page asks for the questions fetched after the largest `fetched` it has
 seen. Several writers (the scheduler, a manual `scrapy crawl`, a crawler on
@@ -51,6 +58,9 @@ OVERLAP = timedelta(seconds=60)
 # leave one version for two questions, and a refresh between them would
 # never see the second; this bounds how late it shows up.
 RESCAN_SECONDS = 10.0
+# A refresh that is late or failing leaves the last good snapshot served this
+# long: a starved process keeps answering, and an outage still shows within 5 s.
+STALE_SECONDS = 3.0
 
 
 class StoreUnavailable(Exception):
@@ -78,15 +88,19 @@ class Snapshot:
         end = bisect.bisect_left(self._keys, -timestamp)
         return list(self.questions[start : min(end, start + limit)])
 
+    def handed_out(self):
+        """Every question this snapshot hands out (fetched <= horizon), newest first."""
+        return self.questions[bisect.bisect_left(self._keys, -self.horizon) :]
+
 
 @dataclass(frozen=True)
 class Failure:
-    at: float
+    at: float  # when the refresh gave up
     message: str
 
 
 class RecentQuestions:
-    """The newest questions of one store, refreshed lazily and shared by threads."""
+    """The newest questions of one store, refreshed lazily and shared by threads (or greenlets)."""
 
     def __init__(
         self,
@@ -97,46 +111,94 @@ class RecentQuestions:
         clock=time.time,
         deadline=1.5,
         observer=None,
+        stale_seconds=STALE_SECONDS,
     ):
         self.store = store
         # Told of stale snapshots served and failed refreshes (webapp/metrics.py counts them).
         self.observer = observer
-        # A refresh, retries included, gives up after this many seconds: /update answers 503 within 2 s.
+        # A refresh, retries included, gives up after this many seconds.
         self.deadline = deadline
         self.refresh_seconds = refresh_seconds
         self.status_seconds = status_seconds
         self.retry_seconds = max(retry_seconds, refresh_seconds)
-        # How long a request waits for the very first refresh: it answers 503 within 2 s.
+        self.stale_seconds = stale_seconds
+        # How long a request with no snapshot to serve waits for a refresh: it answers 503 within 2 s.
         self.first_wait = 1.8
         self._clock = clock
-        self._lock = threading.Lock()
-        self._state = None  # the latest Snapshot or Failure
+        self._lock = threading.Lock()  # held by the one refresh under way
         self._good = None  # the latest Snapshot
+        self._failure = None  # why the refreshes since _good failed, the latest
+        self._refreshed = threading.Event()  # set, and replaced, by each refresh as it ends
 
     def snapshot(self):
-        """A recent Snapshot; raises StoreUnavailable when the database is not answering."""
-        state = self._state
-        if state is None or self._due(state):
-            # Only the first requests wait; later ones serve what there is while one refreshes.
-            if self._lock.acquire(timeout=self.first_wait if state is None else 0):
-                try:
-                    if self._state is None or self._due(self._state):
-                        self._state = self._refresh()
-                finally:
-                    self._lock.release()
-            elif state is None:
-                raise StoreUnavailable("the database has not answered yet")
-            state = self._state
-        if isinstance(state, Failure):
-            raise StoreUnavailable(state.message)
-        if self.observer is not None and self._due(state):
-            self.observer.stale_served()
-        return state
+        """A Snapshot to answer from, refreshed first if due; raises StoreUnavailable.
 
-    def _due(self, state):
-        age = self._clock() - (state.at if isinstance(state, Failure) else state.taken)
-        wait = self.retry_seconds if isinstance(state, Failure) else self.refresh_seconds
-        return age >= wait or age < 0  # a clock stepped back: refresh rather than stall
+        While a refresh is late or failing, the last good snapshot is served
+        until it is stale_seconds old; only then does the process say the
+        database is unavailable.
+        """
+        self.refresh_if_due()
+        snapshot = self.current()
+        if self.observer is not None and self.age(snapshot) >= self.refresh_seconds:
+            self.observer.stale_served()
+        return snapshot
+
+    def current(self):
+        """The snapshot to serve now, without refreshing it; raises StoreUnavailable."""
+        snapshot = self._usable()
+        if snapshot is not None:
+            return snapshot
+        failure, good = self._failure, self._good
+        if failure is not None:
+            raise StoreUnavailable(failure.message)
+        if good is None:
+            raise StoreUnavailable("the database has not answered yet")
+        raise StoreUnavailable(f"the database has not answered for {self.age(good):.0f} s")
+
+    def due(self):
+        """Whether a refresh is due: refresh_seconds after the last good one, or a while after a failure."""
+        now, good, failure = self._clock(), self._good, self._failure
+        if failure is not None:
+            # Retried soon while the last good snapshot is still served, then every retry_seconds.
+            wait = self.refresh_seconds if self._usable() is not None else self.retry_seconds
+            since = now - failure.at
+        elif good is not None:
+            wait, since = self.refresh_seconds, now - good.taken
+        else:
+            return True
+        return since >= wait or since < 0  # a clock stepped back: refresh rather than stall
+
+    def refresh_if_due(self):
+        """Refresh now if due, unless another refresh is under way."""
+        if not self.due():
+            return
+        # Only callers with nothing to serve wait (first_wait at most); the others serve what there is.
+        if not self._lock.acquire(timeout=self.first_wait if self._usable() is None else 0):
+            return
+        try:
+            if self.due():
+                self._refresh()
+        finally:
+            self._lock.release()
+
+    @property
+    def next_refresh(self):
+        """An Event that the next refresh to end sets (successful or not)."""
+        return self._refreshed
+
+    @property
+    def refreshing(self):
+        return self._lock.locked()
+
+    def _usable(self):
+        """The last good snapshot while it may be served (stale_seconds), else None."""
+        good = self._good
+        return good if good is not None and self.age(good) <= self.stale_seconds else None
+
+    def age(self, snapshot):
+        """Seconds since the snapshot's refresh started, on this cache's clock."""
+        age = self._clock() - snapshot.taken
+        return age if age >= 0 else 0.0  # a clock stepped back: as fresh as can be
 
     def _refresh(self):
         now = self._clock()
@@ -146,10 +208,12 @@ class RecentQuestions:
         except PyMongoError as error:
             if self.observer is not None:
                 self.observer.refresh_failed()
-            # Retried retry_seconds after it failed, not after it began: it can take the deadline.
-            return Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
-        self._good = snapshot
-        return snapshot
+            # Retried after it failed, not after it began: it can take the deadline.
+            self._failure = Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
+        else:
+            self._good, self._failure = snapshot, None
+        ended, self._refreshed = self._refreshed, threading.Event()
+        ended.set()
 
     def _read(self, now, previous):
         version = self.store.change_version()

@@ -11,58 +11,57 @@ Events:
     unavailable  data: {"error": ...}  the database stopped answering
     available    data: {}             it answers again
 
-A stream holds one of gunicorn's threads, so each process serves at most
-STREAMS_PER_PROCESS of them and answers 503 beyond that; the page then polls
-/update, which costs a thread only for a few milliseconds. A stream also ends
-after STREAM_SECONDS (the browser reconnects at once and resumes from its
-cursor), which spreads pages over the workers again, and as soon as the
-worker is told to stop (stop_streams(app), from gunicorn's signal handlers).
+A stream waits on the process's Fanout (webapp/fanout.py), which wakes it
+only when there is something new, and writes bytes built once for every
+stream at its cursor. Under gunicorn's gevent worker a stream costs a
+greenlet and a socket; under gthread it holds a thread. Either way each
+process keeps at most STREAMS_PER_PROCESS (gunicorn_conf.py sets it for the
+worker class) and answers 503 beyond that; the page then polls /update. A
+stream ends after STREAM_SECONDS (the browser reconnects at once and resumes
+from its cursor), which spreads pages over the workers again, and as soon as
+the worker is told to stop (stop_streams(app), from webapp/worker.py).
 """
 
-import json
 import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
 
-from webapp.db import get_recent
+from webapp.db import get_fanout
 from webapp.errors import error_response
+from webapp.fanout import AVAILABLE
 from webapp.filters import FilterError, QuestionFilter
 from webapp.questions import parse_timestamp
-from webapp.recent import StoreUnavailable
 
 bp = Blueprint("stream", __name__)
 
+EXTENSION = "sofeed.streams"
 KEEPALIVE_SECONDS = 15.0  # a comment line this often: proxies keep the stream, dead clients are noticed
+KEEPALIVE = b": keepalive\n\n"
 RECONNECT_MS = 1000  # how soon the browser reconnects after a stream ends
-_SHORTEST_WAIT = 0.02
 
 
 class Streams:
-    """An app's live streams in this process: how many may run, and a switch that ends them."""
+    """An app's live streams in this process: how many more may open, and whether the process is stopping."""
 
     def __init__(self, limit):
-        self.slots = threading.BoundedSemaphore(limit)
-        self.stopping = threading.Event()
+        self.slots = threading.BoundedSemaphore(limit) if limit > 0 else None
+        self.stopping = False
+        self.fanout = None  # the Fanout of the process's cache, once a stream has opened
 
 
 def init_app(app):
-    app.extensions["sofeed.streams"] = Streams(int(app.config["STREAMS_PER_PROCESS"]))
+    app.extensions[EXTENSION] = Streams(int(app.config["STREAMS_PER_PROCESS"]))
     app.register_blueprint(bp)
 
 
 def stop_streams(app):
-    """End the app's streams within a refresh interval: the worker is stopping."""
-    streams = getattr(app, "extensions", {}).get("sofeed.streams")
+    """End the app's streams now, and send new ones away to reconnect elsewhere: the worker is stopping."""
+    streams = getattr(app, "extensions", {}).get(EXTENSION)
     if streams is not None:
-        streams.stopping.set()
-
-
-def event(name, data, event_id=None):
-    """One Server-Sent Event, as bytes."""
-    lines = [f"id: {event_id}"] if event_id is not None else []
-    lines += [f"event: {name}", "data: " + json.dumps(data, separators=(",", ":"))]
-    return ("\n".join(lines) + "\n\n").encode()
+        streams.stopping = True
+        if streams.fanout is not None:
+            streams.fanout.stop()
 
 
 @bp.get("/events")
@@ -78,60 +77,61 @@ def events():
         wanted = QuestionFilter.from_args(request.args)
     except FilterError as error:
         return error_response(400, str(error))
-    streams = current_app.extensions["sofeed.streams"]
-    if streams.stopping.is_set() or not streams.slots.acquire(blocking=False):
+    streams = current_app.extensions[EXTENSION]
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if streams.stopping:
+        # An empty stream: the browser reconnects in RECONNECT_MS, to a process that is not stopping.
+        return Response([_RETRY], mimetype="text/event-stream", headers=headers)
+    if streams.slots is None or not streams.slots.acquire(blocking=False):
         return error_response(503, "too many live streams in this process: poll /update instead")
-    stream = _questions_after(
-        get_recent(),
-        cursor,
-        streams.stopping,
-        wanted,
-        lasting=float(current_app.config["STREAM_SECONDS"]),
-        refresh_seconds=float(current_app.config["REFRESH_SECONDS"]),
-    )
-    response = Response(
-        stream,
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    streams.fanout = fanout = get_fanout()
+    if streams.stopping:  # told to stop before the fanout was known: stop it too
+        fanout.stop()
+    lasting = float(current_app.config["STREAM_SECONDS"])
+    stream = events_after(fanout, cursor, wanted, lasting)
+    response = Response(stream, mimetype="text/event-stream", headers=headers)
     # The server closes the response when the stream ends or the client goes,
     # even one that left before the first event.
     response.call_on_close(streams.slots.release)
     return response
 
 
-def _questions_after(recent, cursor, stopping, wanted, lasting, refresh_seconds):
-    """The event stream: what the cache hands out after cursor and wanted lets through, for lasting seconds.
+_RETRY = f"retry: {RECONNECT_MS}\n\n".encode()
 
-    The cursor moves past the questions the filter drops too, so a resumed
-    stream does not look at them again.
+
+def events_after(fanout, cursor, wanted, lasting):
+    """The event stream: what the fanout's editions hand out after cursor and wanted lets through.
+
+    It sleeps until the fanout publishes a new edition, a keepalive is due,
+    or the stream has lasted `lasting` seconds.
     """
-    yield f"retry: {RECONNECT_MS}\n\n".encode()
+    yield _RETRY
     ends = time.monotonic() + lasting
-    last_sent = time.monotonic()
-    unavailable = False
-    while not stopping.is_set() and time.monotonic() < ends:
-        try:
-            snapshot, failure = recent.snapshot(), None
-        except StoreUnavailable as error:
-            snapshot, failure = None, str(error)
-        out = []
-        if failure and not unavailable:
-            out.append(event("unavailable", {"error": failure}))
-        elif snapshot and unavailable:
-            out.append(event("available", {}))
-        unavailable = failure is not None
-        questions = snapshot.questions_after(cursor) if snapshot else []
-        if questions:
-            cursor = questions[0]["fetched"]
-            questions = [question for question in questions if wanted.matches(question)]
-        if questions:
-            out.append(event("questions", questions, event_id=repr(cursor)))
-        if not out and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
-            out.append(b": keepalive\n\n")
-        if out:
-            yield b"".join(out)
-            last_sent = time.monotonic()
-        # Wake when the cache is next due for a refresh: its horizon has moved by then.
-        due = snapshot.taken + refresh_seconds - time.time() if snapshot else refresh_seconds
-        stopping.wait(max(_SHORTEST_WAIT, min(refresh_seconds, due)))
+    edition = fanout.open()
+    try:
+        told_unavailable = False
+        last_sent = time.monotonic()
+        while not fanout.stopping:
+            now = time.monotonic()
+            if now >= ends:
+                break
+            if edition.snapshot is None and not told_unavailable:
+                told_unavailable = True
+                yield edition.unavailable_event()
+                last_sent = now
+            elif edition.snapshot is not None:
+                if told_unavailable:
+                    told_unavailable = False
+                    yield AVAILABLE
+                    last_sent = now
+                data, cursor = edition.questions_event(cursor, wanted)
+                if data is not None:
+                    yield data
+                    last_sent = now
+            if now - last_sent >= KEEPALIVE_SECONDS:
+                yield KEEPALIVE
+                last_sent = now
+            edition.ended.wait(max(0.0, min(ends, last_sent + KEEPALIVE_SECONDS) - now))
+            edition = fanout.current()
+    finally:
+        fanout.close()

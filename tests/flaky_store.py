@@ -1,0 +1,30 @@
+"""A real Store, on the test's real database, that fails or stalls when the test says so."""
+
+import threading
+
+from pymongo.errors import AutoReconnect
+
+from sofeed.store import Store
+
+
+class FlakyStore(Store):
+    """change_version (the first read of every refresh) fails the next `failing` times, as a
+    lost connection makes it; or, while `stalling`, waits for `released`, as a starved process does."""
+
+    def __init__(self, client, database):
+        super().__init__(client, database)
+        self.failing = 0
+        self.failures = 0
+        self.stalling = False
+        self.stalled = threading.Event()  # set once a call is waiting
+        self.released = threading.Event()
+
+    def change_version(self):
+        if self.stalling:
+            self.stalled.set()
+            self.released.wait()
+        if self.failing:
+            self.failing -= 1
+            self.failures += 1
+            raise AutoReconnect("connection closed (injected by the test)")
+        return super().change_version()
