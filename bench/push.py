@@ -2,10 +2,12 @@
 
 The system runs as in production on this machine: tools/sim/feed_server.py
 plays Stack Overflow, scheduler.py crawls it every second, and the web app
-runs under gunicorn with webapp/gunicorn_conf.py twice, one after the other:
-with gevent's worker (the push model) and with gthread (the anchor: the
-threaded model, with its stream cap). The clients are bench/clients.py,
-asyncio processes on the same machine.
+runs under gunicorn with webapp/gunicorn_conf.py twice, taking turns: with
+its default gevent worker, and with SOFEED_WORKER_CLASS=gthread (the anchor:
+the threaded model the project had before, a thread per stream, so a few
+streams per process). Each binds its own port, a socket per worker
+(reuse_port), as in production. The clients are bench/clients.py, asyncio
+processes on the same machine.
 
 1. Streams. 1,000, 5,000 and then 10,000 pages ask for `/events` at once
    from the newest question, on a freshly started server. Once every page
@@ -54,16 +56,10 @@ from tests.processes import FeedSimulator, launch_scheduler
 from tests.reliability.pollers import percentile
 from tools.sim.feed_server import FEED_SIZE
 
-# What each server adds to webapp/gunicorn_conf.py: the worker class measured, and the anchor.
-SERVERS = {
-    "gevent": {
-        "gunicorn_args": ("-k", "gevent", "--worker-connections", "20000"),
-        "STREAMS_PER_PROCESS": 100_000,
-    },
-    "gthread": {},
-}
+# The worker classes of webapp/gunicorn_conf.py: gevent, the production default, and the anchor.
+SERVERS = {"gevent": {"WORKER_CLASS": "gevent"}, "gthread": {"WORKER_CLASS": "gthread"}}
 MEASURED, ANCHOR = "gevent", "gthread"
-ANCHOR_NAME = "gthread (today's config), same load"
+ANCHOR_NAME = "gthread, same load"
 
 FULL = {
     "pages": (1000, 5000, 10_000),

@@ -11,13 +11,14 @@ benchmark's folder under var/bench/.
 
 import contextlib
 import os
+import socket
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pymongo import MongoClient
 
-from tests.processes import WebApp, stop, wait_until
+from tests.processes import WebApp, product_environment, stop, wait_until
 from tools import localdb
 from webapp.recent import UPDATE_LIMIT
 
@@ -58,14 +59,32 @@ def database_commands(client):
     return sum(counts.get("total", 0) for name, counts in commands.items() if name.lower() not in NOT_QUERIES)
 
 
+def free_port():
+    """A TCP port free on 127.0.0.1 now (another process could take it before it is used)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def web_app(log_path, mongo_uri=None, database=None, **options):
-    """tests.processes.WebApp as the benchmarks run it: the product's defaults, the log at log_path.
+    """tests.processes.WebApp as the benchmarks run it: the product's defaults whatever the shell
+    exported, on a port of its own (each worker listening with reuse_port, as in production),
+    its log at log_path.
 
     It returns at once, so that several apps boot side by side: call
-    wait_ready() before using one. options go to WebApp (app=, gunicorn_args=, settings).
+    wait_ready() before using one. options go to WebApp (app=, settings).
     """
     with open(log_path, "w") as log:
-        return WebApp(mongo_uri, database, log, poll_seconds=None, ready_path=None, **options)
+        return WebApp(
+            mongo_uri,
+            database,
+            log,
+            None,
+            free_port(),
+            ready_path=None,
+            environ=product_environment(),
+            **options,
+        )
 
 
 class Together:

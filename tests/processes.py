@@ -126,8 +126,7 @@ class WebApp:
     settings are app settings as the environment gives them
     (STREAMS_PER_PROCESS=0 is SOFEED_STREAMS_PER_PROCESS), over environ
     (this process's environment unless given); poll_seconds None leaves the
-    page's default. app replaces the config's WSGI app, and gunicorn_args
-    follow the config on the command line, so they win. The constructor
+    page's default; app replaces the config's WSGI app. The constructor
     returns once a worker answers ready_path (None: at once, so that several
     can boot side by side; wait_ready() then).
     """
@@ -141,7 +140,6 @@ class WebApp:
         port=None,
         *,
         app=None,
-        gunicorn_args=(),
         ready_path="/static/style.css",
         environ=None,
         **settings,
@@ -166,7 +164,7 @@ class WebApp:
             command += ["--bind", f"fd://{listener.fileno()}"]
         environment.update(SOFEED_HOST="127.0.0.1", SOFEED_PORT=str(port))
         self.url = f"http://127.0.0.1:{port}"
-        command += [*gunicorn_args, *([app] if app else [])]
+        command += [app] if app else []
         passed = [listener.fileno()] if isinstance(listener, socket.socket) else []
         with listener:
             self.part = start_logged("gunicorn", command, log, environment, pass_fds=passed)
