@@ -52,9 +52,11 @@ from bench import loadgen
 from bench.clients import PacedPollers, Pages, Tricklers
 from bench.fanout import TRIVIAL_APP, add_rate
 from bench.services import Together, Workers, newest_fetched, private_database, web_app
+from sofeed.store import Store
 from tests.processes import FeedSimulator, launch_scheduler
 from tests.reliability.pollers import percentile
 from tools.sim.feed_server import FEED_SIZE
+from webapp.documents import epoch
 
 # The worker classes of webapp/gunicorn_conf.py: gevent, the production default, and the anchor.
 SERVERS = {"gevent": {"WORKER_CLASS": "gevent"}, "gthread": {"WORKER_CLASS": "gthread"}}
@@ -119,6 +121,8 @@ class Site:
                 [self.simulator.feed_url], self.mongo_uri, self.database, work / "scheduler.log", interval
             )
         )
+        self.store = Store.connect(self.mongo_uri, self.database)
+        running.callback(self.store.close)
         self.stored = FEED_SIZE  # the first crawl stores the whole feed
 
     @contextlib.contextmanager
@@ -138,12 +142,15 @@ class Site:
             for part in running.parts:
                 part.wait_ready()
             for app in apps.values():
-                self.newest(app)
+                newest_fetched(app, self.stored)  # the first crawl is in, and handed out
             yield {kind: (app, anchors[kind]) for kind, app in apps.items()} if trivial else apps
 
-    def newest(self, app):
-        """The cursor of a page that has every stored question: the newest `fetched` app hands out."""
-        return newest_fetched(app, self.stored)
+    def newest(self):
+        """The cursor of a page that has every stored question: the newest `fetched`, as /update gives it.
+
+        Read from the database, so that an anchor too busy to answer cannot stall the benchmark.
+        """
+        return epoch(self.store.recent_questions(limit=1)[0]["fetched"])
 
     def crawl_new(self, count):
         """Publish count questions and wait until the scheduler stores them: (ids, when its crawl ended)."""
@@ -163,7 +170,7 @@ def streams(site, app, count, settings, pages_log):
     """
     workers = Workers(app)
     idle_rss = workers.rss_mib()
-    cursor = site.newest(app)
+    cursor = site.newest()
     with Pages(app.url, count, cursor, pages_log, poll_seconds=settings["poll_seconds"]) as pages:
         opening = pages.opened()
         time.sleep(settings["holding_seconds"] / 2)  # the last pages' first events
@@ -193,7 +200,7 @@ def streams(site, app, count, settings, pages_log):
 def paced_polls(site, app, settings, log_path):
     """Scenario 2: the paced pollers, beside whatever is open on app; a Polls."""
     count, interval, seconds = settings["pollers"]
-    target = f"/update?timestamp={site.newest(app)!r}"
+    target = f"/update?timestamp={site.newest()!r}"
     with PacedPollers(app.url, target, count, interval, log_path, settings["timeout"]) as pollers:
         time.sleep(seconds)
         return pollers.finish()
@@ -203,7 +210,7 @@ def slow_clients(site, app, settings, log_path):
     """Scenario 3: (Polls alone, Polls beside the tricklers, Trickling)."""
     interval, alone_seconds, beside_seconds = settings["ordinary"]
     count, every = settings["tricklers"]
-    target = f"/update?timestamp={site.newest(app)!r}"
+    target = f"/update?timestamp={site.newest()!r}"
     with PacedPollers(app.url, target, 1, interval, log_path, settings["timeout"]) as ordinary:
         time.sleep(alone_seconds)
         alone = ordinary.finish()
@@ -220,7 +227,7 @@ def slow_clients(site, app, settings, log_path):
 def saturation(site, app, trivial, settings, log):
     """Scenario 4: {connections: (Load of /update, Load of the trivial view)}, taking turns."""
     connection_counts, seconds = settings["wrk"]
-    url = f"{app.url}/update?timestamp={site.newest(app)!r}"
+    url = f"{app.url}/update?timestamp={site.newest()!r}"
     return {
         connections: (
             loadgen.load(url, connections, seconds, log),
