@@ -215,7 +215,7 @@ def test_threads_waiting_for_the_first_refresh_share_its_failure():
 
 
 # Stale-if-error: the last good snapshot is served while refreshes fail or run late,
-# until it is stale_seconds old.
+# until the database has not answered for stale_seconds.
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def whole_second_clock():
     return Clock(float(int(time.time())))
 
 
-def test_a_failing_database_is_hidden_until_the_last_snapshot_is_stale_seconds_old(earlier_store, flaky):
+def test_a_failing_database_is_hidden_until_it_has_not_answered_for_stale_seconds(earlier_store, flaky):
     save_numbered(earlier_store, 1)
     clock = whole_second_clock()
     heard = Heard()
@@ -283,25 +283,50 @@ def test_while_the_last_snapshot_serves_a_failed_refresh_is_retried_soon_then_ev
     assert cache.age(cache.snapshot()) == 0.0
 
 
-def test_a_refresh_running_late_is_waited_out_with_the_last_snapshot_until_it_is_stale(flaky):
+def test_a_refresh_running_late_is_waited_out_with_the_last_snapshot_until_the_window_ends(flaky):
     clock = whole_second_clock()
     cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
-    cache.first_wait = 0  # this test's requests never wait for the late refresh
     good = cache.snapshot()
+    cache.first_wait = 0  # from now on no request waits for the late refresh
     flaky.stalling = True
     clock.now += 1.0
-    late = threading.Thread(target=cache.snapshot)
-    late.start()
     try:
+        assert cache.snapshot() is good  # and the refresh it started stalls
         assert flaky.stalled.wait(timeout=30)
+        assert cache.refreshing
         assert cache.snapshot() is good
         clock.now += 2.5
         with pytest.raises(StoreUnavailable, match="the database has not answered for 4 s"):
             cache.snapshot()
     finally:
+        ended = cache.next_refresh
         flaky.stalling = False
         flaky.released.set()
-        late.join()
-    fresh = cache.snapshot()
+    assert ended.wait(timeout=30)
+    fresh = cache.current()
     assert fresh is not good
-    assert cache.age(fresh) == 0.0
+    assert cache.age(fresh) == 2.5  # read by the refresh that began 2.5 s ago
+
+
+def test_the_window_counts_from_the_databases_last_answer_not_from_when_a_slow_refresh_began(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    cache.snapshot()
+    cache.first_wait = 0
+    flaky.stalling = True
+    clock.now += 1.0
+    cache.snapshot()  # starts a refresh, which stalls
+    assert flaky.stalled.wait(timeout=30)
+    clock.now += 2.0  # the refresh answers 2 s after it began
+    ended = cache.next_refresh
+    flaky.stalling = False
+    flaky.released.set()
+    assert ended.wait(timeout=30)
+    read = cache.current()
+    flaky.failing = 1000
+    clock.now += 3.0
+    assert cache.snapshot() is read  # 5 s old, but the database answered 3 s ago
+    assert cache.age(read) == 5.0
+    clock.now += 0.01
+    with pytest.raises(StoreUnavailable):
+        cache.snapshot()

@@ -176,6 +176,6 @@ def test_when_gunicorn_binds_the_address_each_worker_takes_a_share_of_the_connec
     finally:
         for stream in streams:
             stream.close()
-    assert sum(held) == 40
+    assert sum(held) == 40, held
     # The kernel hashes each connection to one worker's socket: all 40 on one has odds of 2 in 2^40.
     assert min(held) >= 1

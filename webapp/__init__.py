@@ -17,7 +17,7 @@ from flask import Flask
 DEFAULTS = {
     "MONGO_URI": "mongodb://127.0.0.1:27017",
     "MONGO_DATABASE": "stack_questions",
-    # Fail a database call after this long, so /update answers 503 within 2 s.
+    # Fail each try of a database call after this long (a refresh is given up after that).
     "MONGO_TIMEOUT_MS": 1500,
     # How often the page polls /update when it cannot hold a stream of /events.
     "POLL_SECONDS": 5.0,

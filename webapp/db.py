@@ -39,7 +39,8 @@ class Handle:
                 if self._store is None:
                     config = self.config
                     # Each try of a call gives up within MONGO_TIMEOUT_MS, stuck server
-                    # included; the callers bound a call's retries with Store.within.
+                    # included; /healthz and /metrics bound a call's retries with
+                    # Store.within, and no request waits for a refresh past 1.8 s.
                     timeout = int(config["MONGO_TIMEOUT_MS"])
                     self._store = Store.connect(
                         config["MONGO_URI"], config["MONGO_DATABASE"], timeout, socket_timeout_ms=timeout
@@ -59,7 +60,6 @@ class Handle:
                         store,
                         refresh_seconds=float(self.config["REFRESH_SECONDS"]),
                         status_seconds=float(self.config["STATUS_SECONDS"]),
-                        deadline=int(self.config["MONGO_TIMEOUT_MS"]) / 1000,
                         observer=OBSERVER,
                     )
         return self._recent
@@ -100,6 +100,14 @@ def get_recent():
 def get_fanout():
     """The process's Fanout for the current app's /events streams."""
     return current_app.extensions[EXTENSION].fanout
+
+
+def warm_up(app):
+    """Start reading the recent questions now, in the background: a worker just started
+    then answers its first pages without waiting for them. Any other app is left alone."""
+    handle = getattr(app, "extensions", {}).get(EXTENSION)
+    if handle is not None:
+        handle.recent.refresh_if_due(wait=False)
 
 
 def close(app):

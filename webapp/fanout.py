@@ -90,7 +90,7 @@ class Fanout:
             start, self._looping = not self._looping, True
         if start:
             threading.Thread(target=self._loop, name="sofeed-fanout", daemon=True).start()
-        self.recent.refresh_if_due()
+        self.recent.ready()
         return self.publish()
 
     def close(self):
@@ -135,8 +135,7 @@ class Fanout:
                     self._looping = False
                     return
             refreshed = self.recent.next_refresh
-            if self.recent.due() and not self.recent.refreshing:
-                # In a thread of its own, so that a stale snapshot expires on time during a slow refresh.
-                threading.Thread(target=self.recent.refresh_if_due, daemon=True).start()
+            # Not waited for: a stale snapshot must expire on time during a slow refresh.
+            self.recent.refresh_if_due(wait=False)
             self.publish()
             refreshed.wait(max(SHORTEST_PAUSE, self.recent.refresh_seconds))

@@ -33,7 +33,7 @@ if _worker not in WORKER_CLASSES:
 worker_class = WORKER_CLASSES[_worker]
 workers = int(os.environ.get("SOFEED_WORKERS", "2"))
 if _worker == "gevent":
-    # An open stream costs about 10 KB of a worker's memory (README): 10,000 is ~100 MB per worker.
+    # An open stream costs about 20 KB of a worker's memory (README): 10,000 are ~200 MB per worker.
     worker_connections = int(os.environ.get("SOFEED_WORKER_CONNECTIONS", "10000"))
     # Streams may take all but 1,000 connections of a worker: those stay for polls and page loads.
     _streams = max(0, worker_connections - 1000)
@@ -77,6 +77,13 @@ def on_starting(server):
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sofeed-metrics-")
         _own_metrics_dir.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def post_worker_init(worker):
+    """A new worker reads the recent questions before its first request asks for them."""
+    from webapp.db import warm_up
+
+    warm_up(worker.wsgi)
 
 
 def _raise_open_files_limit(server, wanted):

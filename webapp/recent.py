@@ -2,19 +2,21 @@
 `/update` costs no database query however many pages poll it.
 
 Each process keeps one RecentQuestions. Requests refresh it lazily, at most
-once per REFRESH_SECONDS: one request refreshes under a lock while the others
-go on serving the snapshot they have. A refresh reads the store's change
+once per REFRESH_SECONDS: the request that finds it due starts a refresh in
+a thread (a greenlet under gevent) and waits for it, 1.8 s at most, while
+the others go on serving the snapshot they have. A refresh reads the store's change
 version (one `_id` lookup) and queries the questions only when it moved; the
 total count and the crawl status are re-read when it moved or every few
 seconds. So the database sees a handful of queries per second per process,
 whether ten pages poll or ten thousand.
 
 Stale-if-error: a refresh that fails, or is still running because the
-process is starved of CPU, does not stop the answers. The last good
-snapshot is served until it is STALE_SECONDS old (the views say its age);
-only after that does the process answer 503. While a snapshot can be
-served, a failed refresh is retried every REFRESH_SECONDS; after that,
-every retry_seconds, so an unreachable database is not hammered.
+process or the database is starved of CPU, does not stop the answers. The
+last good snapshot is served until the database has not answered for
+STALE_SECONDS (the views say how old the snapshot is); only then does the
+process answer 503. While a snapshot can be served, a failed refresh is
+retried every REFRESH_SECONDS; after that, every retry_seconds, so an
+unreachable database is not hammered.
 
 Why a question is handed out only once it is VISIBILITY_LAG old:
 a page asks for the questions fetched after the largest `fetched` it has
@@ -58,8 +60,9 @@ OVERLAP = timedelta(seconds=60)
 # leave one version for two questions, and a refresh between them would
 # never see the second; this bounds how late it shows up.
 RESCAN_SECONDS = 10.0
-# A refresh that is late or failing leaves the last good snapshot served this
-# long: a starved process keeps answering, and an outage still shows within 5 s.
+# A refresh that is late or failing leaves the last good snapshot served until the
+# database has not answered for this long: a starved process keeps answering, and
+# an outage still shows within 5 s.
 STALE_SECONDS = 3.0
 
 
@@ -109,15 +112,12 @@ class RecentQuestions:
         status_seconds=3.0,
         retry_seconds=1.0,
         clock=time.time,
-        deadline=1.5,
         observer=None,
         stale_seconds=STALE_SECONDS,
     ):
         self.store = store
         # Told of stale snapshots served and failed refreshes (webapp/metrics.py counts them).
         self.observer = observer
-        # A refresh, retries included, gives up after this many seconds.
-        self.deadline = deadline
         self.refresh_seconds = refresh_seconds
         self.status_seconds = status_seconds
         self.retry_seconds = max(retry_seconds, refresh_seconds)
@@ -125,8 +125,10 @@ class RecentQuestions:
         # How long a request with no snapshot to serve waits for a refresh: it answers 503 within 2 s.
         self.first_wait = 1.8
         self._clock = clock
-        self._lock = threading.Lock()  # held by the one refresh under way
+        self._guard = threading.Lock()  # for _refreshing and _refreshed
+        self._refreshing = False  # whether a refresh is under way: one at a time
         self._good = None  # the latest Snapshot
+        self._answered = None  # when the refresh that read it ended: the database's last answer
         self._failure = None  # why the refreshes since _good failed, the latest
         self._refreshed = threading.Event()  # set, and replaced, by each refresh as it ends
 
@@ -134,13 +136,30 @@ class RecentQuestions:
         """A Snapshot to answer from, refreshed first if due; raises StoreUnavailable.
 
         While a refresh is late or failing, the last good snapshot is served
-        until it is stale_seconds old; only then does the process say the
-        database is unavailable.
+        until the database has not answered for stale_seconds; only then does
+        the process say it is unavailable.
         """
-        self.refresh_if_due()
-        snapshot = self.current()
+        snapshot = self.ready()
+        if snapshot is None:
+            snapshot = self.current()  # raises StoreUnavailable, unless a refresh just brought one
         if self.observer is not None and self.age(snapshot) >= self.refresh_seconds:
             self.observer.stale_served()
+        return snapshot
+
+    def ready(self):
+        """Refresh if due; the snapshot to serve, or None.
+
+        A caller with nothing to serve waits for the refresh under way,
+        first_wait at most.
+        """
+        self.refresh_if_due()
+        snapshot = self._usable()
+        if snapshot is None:
+            with self._guard:
+                refreshing, ended = self._refreshing, self._refreshed
+            if refreshing:
+                ended.wait(self.first_wait)
+                snapshot = self._usable()
         return snapshot
 
     def current(self):
@@ -148,12 +167,12 @@ class RecentQuestions:
         snapshot = self._usable()
         if snapshot is not None:
             return snapshot
-        failure, good = self._failure, self._good
+        failure, answered = self._failure, self._answered
         if failure is not None:
             raise StoreUnavailable(failure.message)
-        if good is None:
+        if answered is None:
             raise StoreUnavailable("the database has not answered yet")
-        raise StoreUnavailable(f"the database has not answered for {self.age(good):.0f} s")
+        raise StoreUnavailable(f"the database has not answered for {self._clock() - answered:.0f} s")
 
     def due(self):
         """Whether a refresh is due: refresh_seconds after the last good one, or a while after a failure."""
@@ -168,18 +187,21 @@ class RecentQuestions:
             return True
         return since >= wait or since < 0  # a clock stepped back: refresh rather than stall
 
-    def refresh_if_due(self):
-        """Refresh now if due, unless another refresh is under way."""
+    def refresh_if_due(self, wait=True):
+        """Start a refresh if one is due and none is under way; with wait, wait for it, first_wait at most.
+
+        It runs in a thread (a greenlet under gevent) of its own, so that a
+        slow one holds no request past first_wait.
+        """
         if not self.due():
             return
-        # Only callers with nothing to serve wait (first_wait at most); the others serve what there is.
-        if not self._lock.acquire(timeout=self.first_wait if self._usable() is None else 0):
-            return
-        try:
-            if self.due():
-                self._refresh()
-        finally:
-            self._lock.release()
+        with self._guard:
+            if self._refreshing:
+                return
+            self._refreshing, ended = True, self._refreshed
+        threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
+        if wait:
+            ended.wait(self.first_wait)
 
     @property
     def next_refresh(self):
@@ -188,12 +210,19 @@ class RecentQuestions:
 
     @property
     def refreshing(self):
-        return self._lock.locked()
+        return self._refreshing
 
     def _usable(self):
-        """The last good snapshot while it may be served (stale_seconds), else None."""
-        good = self._good
-        return good if good is not None and self.age(good) <= self.stale_seconds else None
+        """The last good snapshot while it may be served, else None.
+
+        That is until the database has not answered for stale_seconds: counted
+        from the end of the refresh that read it, so that a slow refresh does
+        not eat into the time the next one has.
+        """
+        good, answered = self._good, self._answered
+        if good is None or answered is None:
+            return None
+        return good if self._clock() - answered <= self.stale_seconds else None
 
     def age(self, snapshot):
         """Seconds since the snapshot's refresh started, on this cache's clock."""
@@ -203,17 +232,21 @@ class RecentQuestions:
     def _refresh(self):
         now = self._clock()
         try:
-            with self.store.within(self.deadline):
+            # No overall deadline (Store.within): the client's timeouts bound each call, and
+            # one would turn a refresh that a starved process reads slowly into a failure.
+            if self.due():
                 snapshot = self._read(now, self._good)
+                self._good, self._answered, self._failure = snapshot, self._clock(), None
         except PyMongoError as error:
             if self.observer is not None:
                 self.observer.refresh_failed()
-            # Retried after it failed, not after it began: it can take the deadline.
+            # Retried after it failed, not after it began: it can take several timeouts.
             self._failure = Failure(self._clock(), f"the database is unavailable: {short_reason(error)}")
-        else:
-            self._good, self._failure = snapshot, None
-        ended, self._refreshed = self._refreshed, threading.Event()
-        ended.set()
+        finally:
+            with self._guard:
+                self._refreshing = False
+                ended, self._refreshed = self._refreshed, threading.Event()
+            ended.set()
 
     def _read(self, now, previous):
         version = self.store.change_version()
