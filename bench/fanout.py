@@ -51,13 +51,14 @@ def app_and_anchor(work, mongo_uri, database, name="", **options):
         yield app, trivial
 
 
-def add_rate(result, name, load, anchor_load, anchor, goal, least_share=None):
+def add_rate(result, name, load, anchor_load, anchor, goal, least_share=None, failures="errors"):
     """A figure: load's requests/s beside the trivial view's (anchor_load) under the same settings.
 
-    Its goal is met with no errors at all, and at least least_share of the anchor's rate if given.
+    Its goal is met with none of the Load's failures (all its errors, or non_2xx), and at least
+    least_share of the anchor's rate if given.
     """
     share = common.ratio(load.requests_per_second, anchor_load.requests_per_second)
-    met = load.errors == 0 and (least_share is None or share >= least_share)
+    met = getattr(load, failures) == 0 and (least_share is None or share >= least_share)
     result.add(
         name,
         load.requests_per_second,
