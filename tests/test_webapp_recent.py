@@ -330,3 +330,37 @@ def test_the_window_counts_from_the_databases_last_answer_not_from_when_a_slow_r
     clock.now += 0.01
     with pytest.raises(StoreUnavailable):
         cache.snapshot()
+
+
+def test_once_a_refresh_failed_a_request_with_nothing_to_serve_is_not_held_for_the_next_one(flaky):
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, retry_seconds=1.0, stale_seconds=3.0, clock=clock)
+    cache.snapshot()
+    flaky.failing = 1
+    clock.now += 3.5
+    with pytest.raises(StoreUnavailable, match="connection closed"):
+        cache.snapshot()
+    cache.first_wait = 3600  # a request that waited for the stalled refresh would hang
+    flaky.stalling = True
+    clock.now += 1.0
+    assert cache.refresh_if_due(wait=False)  # the retry, as the fanout's loop starts it
+    outcome = []
+
+    def ask():
+        try:
+            cache.snapshot()
+            outcome.append("served")
+        except StoreUnavailable as error:
+            outcome.append(str(error))
+
+    assert flaky.stalled.wait(timeout=30)
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        asker.join(timeout=30)  # only a bound: it answers at once
+        assert not asker.is_alive(), "the request waited for the stalled refresh"
+    finally:
+        flaky.stalling = False
+        flaky.released.set()
+        asker.join()
+    assert outcome == ["the database is unavailable: connection closed (injected by the test)"]

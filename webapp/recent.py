@@ -149,12 +149,15 @@ class RecentQuestions:
     def ready(self):
         """Refresh if due; the snapshot to serve, or None.
 
-        A caller with nothing to serve waits for the refresh under way,
-        first_wait at most.
+        The caller that starts a refresh waits for it, first_wait at most. So
+        does a caller with nothing to serve while no refresh has failed (the
+        first one, or a slow one, is under way); once one has failed, the
+        answer is None at once.
         """
-        self.refresh_if_due()
+        if self.refresh_if_due():
+            return self._usable()
         snapshot = self._usable()
-        if snapshot is None:
+        if snapshot is None and self._failure is None:
             with self._guard:
                 refreshing, ended = self._refreshing, self._refreshed
             if refreshing:
@@ -188,20 +191,22 @@ class RecentQuestions:
         return since >= wait or since < 0  # a clock stepped back: refresh rather than stall
 
     def refresh_if_due(self, wait=True):
-        """Start a refresh if one is due and none is under way; with wait, wait for it, first_wait at most.
+        """Start a refresh if one is due and none is under way; whether it started one.
 
         It runs in a thread (a greenlet under gevent) of its own, so that a
-        slow one holds no request past first_wait.
+        slow one holds no request: with wait, the caller waits for it
+        first_wait at most.
         """
         if not self.due():
-            return
+            return False
         with self._guard:
             if self._refreshing:
-                return
+                return False
             self._refreshing, ended = True, self._refreshed
         threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
         if wait:
             ended.wait(self.first_wait)
+        return True
 
     @property
     def next_refresh(self):
