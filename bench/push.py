@@ -43,6 +43,7 @@ connections only, with pages polling every second.
 
 import contextlib
 import math
+import os
 import sys
 import time
 import uuid
@@ -243,7 +244,7 @@ def run(quick):
     work = common.work_dir("push")
     largest = settings["pages"][-1]
     stream_runs, polls, slow, saturated = {}, {}, {}, {}
-    phases = Phases()
+    phases, load_before = Phases(), os.getloadavg()[0]
     with contextlib.ExitStack() as running, open(work / "wrk.log", "w") as wrk_log:
         site = Site(running, work, settings["crawl_interval"])
         for count in settings["pages"]:
@@ -279,6 +280,9 @@ def run(quick):
     report_slow_clients(result, settings, slow)
     report_saturation(result, saturated)
     result.note("seconds taken", phases.describe())
+    result.note(
+        "machine load", f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
     return result
 
 
