@@ -86,6 +86,7 @@ class Polls:
     errors: int
     error_samples: list
     latencies: list  # seconds, of the requests answered well
+    late: list  # seconds from when each request was due to when the client sent it: its own lag
     connections: int  # opened in all: more than the pollers when answers came later than the next poll
     seconds: float
 
@@ -514,6 +515,7 @@ class Poller:
 
     async def request(self, due):
         results = self.results
+        results["late"].append(round(time.monotonic() - due, 5))
         if not self.idle:
             self.idle.append(Connection(self.url))
             results["connections"] += 1
@@ -535,7 +537,7 @@ class Poller:
 
 
 async def run_pollers(options):
-    results = {"requests": 0, "errors": 0, "error_samples": [], "latencies": [], "connections": 0}
+    results = {"requests": 0, "errors": 0, "error_samples": [], "latencies": [], "late": [], "connections": 0}
     pollers = [Poller(options.url, options.target, options.timeout, results) for _ in range(options.count)]
     started = time.monotonic()
     stopping = asyncio.Event()

@@ -357,10 +357,12 @@ def report_polls(result, settings, largest, polls):
 
 def describe_polls(polls):
     p50, p99, most = (quantile(polls.latencies, share) * 1000 for share in (0.5, 0.99, 1))
+    late_p99, late_max = (quantile(polls.late, share) * 1000 for share in (0.99, 1))
     return (
         f"{polls.requests:,} requests in {polls.seconds:.0f} s on {polls.connections:,} connections; "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {most:.0f} ms; {polls.errors:,} errors"
         + (f" ({polls.error_samples[:2]})" if polls.errors else "")
+        + f"; the client itself sent them p99 {late_p99:.0f} ms, max {late_max:.0f} ms after they were due"
     )
 
 
