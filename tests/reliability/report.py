@@ -66,7 +66,7 @@ NOTES = {
         "The pages, the slow clients and the ordinary client are bench/clients.py's asyncio processes, the "
         "ones `bench/push.py` measures with; wrk is Debian's. Only behaviour is asserted (every page "
         "delivered, no failed request, no 503); the timings are recorded, and `bench/push.py` (docs/"
-        "BENCHMARKS.md) holds the goals on them, beside today's gthread worker."
+        "BENCHMARKS.md) holds the goals on them, beside the gthread worker."
     ),
     "7": (
         "CPU is user plus system time of gunicorn's master and workers from /proc, over the 60 s, as a "
