@@ -1,6 +1,8 @@
+import time
+
 import pytest
 
-from tests.flaky_store import FlakyStore
+from tests.cache_helpers import Clock, FlakyStore
 from tests.helpers import save_numbered
 from tests.processes import wait_until
 from webapp.fanout import Fanout
@@ -85,3 +87,28 @@ def test_a_stream_survives_a_refresh_that_fails_once(fanout, flaky, earlier_stor
     assert b"event: questions" in pushed
     assert later["_id"].encode() in pushed
     assert first["_id"].encode() not in pushed
+
+
+def test_streams_are_told_unavailable_only_once_a_request_would_be(flaky, earlier_store):
+    save_numbered(earlier_store, 1)
+    clock = Clock(float(int(time.time())))
+    recent = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    fanout = Fanout(recent)
+    [stream] = open_streams(fanout, 1)
+    try:
+        assert b"event: questions" in next(stream)
+        flaky.stalling = True
+        clock.now += 1.0
+        assert recent.refresh_if_due(wait=False)
+        assert flaky.stalled.wait(timeout=30)
+        clock.now += 3.0  # the window has ended, and the refresh has not failed: requests wait for it
+        assert fanout.publish().snapshot is not None
+        clock.now += recent.first_wait  # they would have waited it out
+        edition = fanout.publish()
+        assert edition.snapshot is None
+        assert next(stream) == edition.unavailable_event()
+    finally:
+        stream.close()
+        fanout.stop()
+        flaky.stalling = False
+        flaky.released.set()

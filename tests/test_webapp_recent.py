@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sofeed.store import VISIBILITY_LAG, Store
-from tests.flaky_store import FlakyStore
+from tests.cache_helpers import Clock, FlakyStore
 from tests.helpers import save_numbered
 from webapp import recent
 from webapp.recent import OVERLAP, RecentQuestions, StoreUnavailable
@@ -34,16 +34,6 @@ class CountingStore(Store):
     def count_questions(self):
         self.calls["count_questions"] += 1
         return super().count_questions()
-
-
-class Clock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -296,7 +286,7 @@ def test_a_refresh_running_late_is_waited_out_with_the_last_snapshot_until_the_w
         assert cache.refreshing
         assert cache.snapshot() is good
         clock.now += 2.5
-        with pytest.raises(StoreUnavailable, match="the database has not answered for 4 s"):
+        with pytest.raises(StoreUnavailable, match="unavailable: it has not answered for 4 s"):
             cache.snapshot()
     finally:
         ended = cache.next_refresh

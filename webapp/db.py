@@ -40,7 +40,7 @@ class Handle:
                     config = self.config
                     # Each try of a call gives up within MONGO_TIMEOUT_MS, stuck server
                     # included; /healthz and /metrics bound a call's retries with
-                    # Store.within, and no request waits for a refresh past 1.8 s.
+                    # Store.within, and no request waits for a refresh past 1.5 s.
                     timeout = int(config["MONGO_TIMEOUT_MS"])
                     self._store = Store.connect(
                         config["MONGO_URI"], config["MONGO_DATABASE"], timeout, socket_timeout_ms=timeout

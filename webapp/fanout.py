@@ -106,26 +106,31 @@ class Fanout:
         return self._edition
 
     def stop(self):
-        """End every stream now: they see stopping as they wake."""
-        self.stopping = True
-        edition = self._edition
+        """End every stream now: they see stopping as they wake, and no edition follows this one."""
+        with self._lock:
+            self.stopping = True
+            edition = self._edition
         if edition is not None:
             edition.ended.set()
 
     def publish(self):
         """The current edition, replaced first if the cache now tells streams something new."""
         with self._lock:
+            edition = self._edition
+            if self.stopping:
+                return edition
             try:
                 snapshot, failure = self.recent.current(), None
             except StoreUnavailable as error:
+                if edition is not None and edition.snapshot is not None and self.recent.late():
+                    return edition  # as a request would, wait for the late refresh a little
                 snapshot, failure = None, str(error)
-            edition = self._edition
             if edition is not None and edition.tells_the_same_as(snapshot, failure):
                 return edition
-            self._edition = Edition(snapshot, failure)
+            self._edition = new = Edition(snapshot, failure)
         if edition is not None:
             edition.ended.set()
-        return self._edition
+        return new
 
     def _loop(self):
         """While streams are open: start each refresh when due, and publish what each refresh brought."""

@@ -3,7 +3,7 @@
 
 Each process keeps one RecentQuestions. Requests refresh it lazily, at most
 once per REFRESH_SECONDS: the request that finds it due starts a refresh in
-a thread (a greenlet under gevent) and waits for it, 1.8 s at most, while
+a thread (a greenlet under gevent) and waits for it, 1.5 s at most, while
 the others go on serving the snapshot they have. A refresh reads the store's change
 version (one `_id` lookup) and queries the questions only when it moved; the
 total count and the crawl status are re-read when it moved or every few
@@ -122,8 +122,9 @@ class RecentQuestions:
         self.status_seconds = status_seconds
         self.retry_seconds = max(retry_seconds, refresh_seconds)
         self.stale_seconds = stale_seconds
-        # How long a request with no snapshot to serve waits for a refresh: it answers 503 within 2 s.
-        self.first_wait = 1.8
+        # How long a request waits for the refresh it started, or for the one under way when
+        # it has nothing to serve: it answers within 2 s, 503 if it must.
+        self.first_wait = 1.5
         self._clock = clock
         self._guard = threading.Lock()  # for _refreshing and _refreshed
         self._refreshing = False  # whether a refresh is under way: one at a time
@@ -174,8 +175,9 @@ class RecentQuestions:
         if failure is not None:
             raise StoreUnavailable(failure.message)
         if answered is None:
-            raise StoreUnavailable("the database has not answered yet")
-        raise StoreUnavailable(f"the database has not answered for {self._clock() - answered:.0f} s")
+            raise StoreUnavailable("the database is unavailable: it has not answered yet")
+        silent = self._clock() - answered
+        raise StoreUnavailable(f"the database is unavailable: it has not answered for {silent:.0f} s")
 
     def due(self):
         """Whether a refresh is due: refresh_seconds after the last good one, or a while after a failure."""
@@ -203,10 +205,23 @@ class RecentQuestions:
             if self._refreshing:
                 return False
             self._refreshing, ended = True, self._refreshed
-        threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
+        try:
+            threading.Thread(target=self._refresh, name="sofeed-refresh", daemon=True).start()
+        except BaseException:
+            with self._guard:
+                self._refreshing = False  # or no refresh would ever start again
+            raise
         if wait:
             ended.wait(self.first_wait)
         return True
+
+    def late(self):
+        """Whether a refresh that has not failed is under way, though the window has ended,
+        for less than first_wait: a request would wait for it rather than answer 503."""
+        answered = self._answered
+        if self._failure is not None or not self._refreshing or answered is None:
+            return False
+        return self._clock() - answered <= self.stale_seconds + self.first_wait
 
     @property
     def next_refresh(self):

@@ -1,4 +1,5 @@
-"""A real Store, on the test's real database, that fails or stalls when the test says so."""
+"""For the tests of the web app's cache: a real Store, on the test's real database, that
+fails or stalls when the test says so, and a clock that moves only when the test says so."""
 
 import threading
 
@@ -28,3 +29,13 @@ class FlakyStore(Store):
             self.failures += 1
             raise AutoReconnect("connection closed (injected by the test)")
         return super().change_version()
+
+
+class Clock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
