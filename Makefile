@@ -63,8 +63,8 @@ test: setup
 	$(PYTHON) -m pytest -m "not check"
 
 # Everything, as CI runs it: lint, the whole suite (tests/reliability/ and its long run
-# included), then a smoke run of every benchmark, so that none of them rots.
-check: lint deploy-tools
+# included; scenario 9 runs wrk), then a smoke run of every benchmark, so that none of them rots.
+check: lint deploy-tools $(WRK)
 	$(PYTHON) -m pytest
 	$(MAKE) --no-print-directory bench-quick
 

@@ -24,9 +24,9 @@ import uuid
 
 import common
 
-from bench.services import cpu_seconds, memory_mib, private_database, product_environment, scheduler
+from bench.services import cpu_seconds, memory_mib, private_database
 from sofeed.store import Store
-from tests.processes import wait_until
+from tests.processes import launch_scheduler, product_environment, wait_until
 from tools.sim import atom
 from tools.sim.feed_server import FeedServer
 
@@ -97,7 +97,9 @@ def run(quick):
     try:
         with private_database(work / "ferretdb") as (mongo_uri, database_process):
             feed_url = server.serve_feed("/feeds", body)
-            with scheduler(feed_url, mongo_uri, database, INTERVAL, work / "scheduler.log") as process:
+            log_path = work / "scheduler.log"
+            with launch_scheduler([feed_url], mongo_uri, database, log_path, INTERVAL) as running:
+                process = running.process
                 first = sample_at(server, warm_up, process, database_process)
                 after = sample_at(server, warm_up + cycles, process, database_process)
                 server.serve_feed("/feeds", body, etag=ETAG)

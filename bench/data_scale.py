@@ -26,7 +26,7 @@ import uuid
 import common
 
 from bench import loadgen, store_data
-from bench.services import Gunicorn, cpu_seconds, newest_fetched, private_database
+from bench.services import cpu_seconds, newest_fetched, private_database, web_app
 from sofeed.store import Store
 
 # (small size, large size, wrk connections, wrk seconds, rounds, timed saves at each size);
@@ -118,9 +118,7 @@ def run(quick):
 
         with contextlib.ExitStack() as running:
             apps = {
-                size: running.enter_context(
-                    Gunicorn(work / f"gunicorn-{size}.log", MONGO_URI=mongo_uri, MONGO_DATABASE=database)
-                )
+                size: running.enter_context(web_app(work / f"gunicorn-{size}.log", mongo_uri, database))
                 for size, database in databases.items()
             }
             measured = measure_update(apps, connections, seconds, rounds, warm_up, process, log)

@@ -29,10 +29,10 @@ import uuid
 import common
 from playwright.sync_api import sync_playwright
 
-from bench.services import Gunicorn, private_database, scheduler
+from bench.services import private_database, web_app
 from sofeed.store import Store
 from tests.browser import launch_chromium
-from tests.processes import FeedSimulator, wait_until
+from tests.processes import FeedSimulator, launch_scheduler, wait_until
 
 # (crawl interval s, publications, intervals they are spread over)
 FULL = (30.0, 30, 4)
@@ -104,12 +104,10 @@ def run(quick):
         running.callback(simulator.stop)
         mongo_uri, _database_process = running.enter_context(private_database(work / "ferretdb"))
         running.enter_context(
-            scheduler(simulator.feed_url, mongo_uri, database, interval, work / "scheduler.log")
+            launch_scheduler([simulator.feed_url], mongo_uri, database, work / "scheduler.log", interval)
         )
         # The web app and the browser start while the scheduler makes its first crawl.
-        app = running.enter_context(
-            Gunicorn(work / "gunicorn.log", MONGO_URI=mongo_uri, MONGO_DATABASE=database)
-        )
+        app = running.enter_context(web_app(work / "gunicorn.log", mongo_uri, database))
         browser = launch_chromium(running.enter_context(sync_playwright()))
         running.callback(browser.close)
         store = Store.connect(mongo_uri, database)

@@ -28,6 +28,7 @@ class Load:
     seconds: float
     requests: int
     errors: int  # connect, read, write and timeout errors, and answers other than 2xx/3xx
+    non_2xx: int  # of those, the answers other than 2xx/3xx
     requests_per_second: float
     p50_ms: float
     p90_ms: float
@@ -42,6 +43,7 @@ def median(loads):
         seconds=sum(load.seconds for load in loads),
         requests=sum(load.requests for load in loads),
         errors=sum(load.errors for load in loads),
+        non_2xx=sum(load.non_2xx for load in loads),
         **{
             name: statistics.median(getattr(load, name) for load in loads)
             for name in ("requests_per_second", "p50_ms", "p90_ms", "p99_ms", "max_ms")
@@ -86,6 +88,7 @@ def load(url, connections, seconds, log, threads=2, timeout_seconds=10):
         seconds=duration,
         requests=report["requests"],
         errors=sum(report["errors"].values()),
+        non_2xx=report["errors"]["status"],
         requests_per_second=report["requests"] / duration,
         p50_ms=latency["p50"] / 1000,
         p90_ms=latency["p90"] / 1000,

@@ -65,6 +65,8 @@ def number(value):
     """A figure at a readable precision."""
     if value is None:
         return "-"
+    if isinstance(value, int):  # a count: streams, pages
+        return f"{value:,}"
     size = abs(value)
     if size >= 100:
         return f"{value:,.0f}"
@@ -124,9 +126,9 @@ def render(results, failures, quick, seconds, load_before):
         ".venv/bin/python bench/parse.py    # one benchmark: prints its figures (BENCH_QUICK=1 works too)",
         "```",
         "",
-        "`make test` runs the smoke run after the test suite, so the benchmarks never rot.",
-        "The benchmarks are `bench/parse.py`, `crawl_cycle.py`, `freshness.py`, `fanout.py`",
-        "and `data_scale.py`; their logs are under `var/bench/`.",
+        "`make check` runs the smoke run after the test suite, so the benchmarks never rot.",
+        "The benchmarks are `bench/parse.py`, `crawl_cycle.py`, `freshness.py`, `fanout.py`,",
+        "`data_scale.py` and `push.py`; their logs are under `var/bench/`.",
         "",
         "## Machine",
         "",

@@ -1,41 +1,30 @@
-"""The system's processes as the benchmarks run them: a private FerretDB,
-the scheduler, and a web app under gunicorn with the production config;
-and what a process costs, read from /proc.
+"""The system's processes as the benchmarks run them: a private FerretDB, and
+a web app under gunicorn with the production config; and what a process
+costs, read from /proc.
 
-Each process is a context manager that stops what it started, however the
-benchmark ends. Their logs go to the benchmark's folder under var/bench/.
+tests/processes.py starts each part (scheduler, web app, feed server)
+through tools/launcher.py, for the tests and the benchmarks alike; this
+adds what only the benchmarks need. Each part is a context manager that
+stops what it started, however the benchmark ends. Their logs go to the
+benchmark's folder under var/bench/.
 """
 
 import contextlib
 import os
 import socket
-import subprocess
-import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gunicorn.config import Config as GunicornConfig
 from pymongo import MongoClient
 
-from bench.common import ROOT
-from tests.processes import http, stop, wait_until
+from tests.processes import WebApp, product_environment, stop, wait_until
 from tools import localdb
 from webapp.recent import UPDATE_LIMIT
 
-PRODUCTION_CONFIG = "webapp/gunicorn_conf.py"
 TICKS = os.sysconf("SC_CLK_TCK")
 # Monitoring and handshakes that every client sends whatever its load: not queries.
 NOT_QUERIES = frozenset({"ismaster", "hello", "ping", "serverstatus", "endsessions", "buildinfo"})
-
-
-def product_environment(**settings):
-    """os.environ without any sofeed or MongoDB setting, plus settings: the defaults, unless given."""
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("SOFEED_", "MONGO_")) and name != "BENCH_QUICK"
-    }
-    return {**kept, **{name: str(value) for name, value in settings.items()}}
 
 
 @contextlib.contextmanager
@@ -70,82 +59,54 @@ def database_commands(client):
     return sum(counts.get("total", 0) for name, counts in commands.items() if name.lower() not in NOT_QUERIES)
 
 
-@contextlib.contextmanager
-def scheduler(feed_url, mongo_uri, database, interval, log_path):
-    """scheduler.py crawling feed_url every interval seconds; yields its Popen."""
+def free_port():
+    """A TCP port free on 127.0.0.1 now (another process could take it before it is used)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def web_app(log_path, mongo_uri=None, database=None, **options):
+    """tests.processes.WebApp as the benchmarks run it: the product's defaults whatever the shell
+    exported, on a port of its own (each worker listening with reuse_port, as in production),
+    its log at log_path.
+
+    It returns at once, so that several apps boot side by side: call
+    wait_ready() before using one. options go to WebApp (app=, settings).
+    """
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "scheduler.py", "--interval", str(interval), "--feed-url", feed_url],
-            cwd=ROOT,
-            env=product_environment(MONGO_URI=mongo_uri, MONGO_DATABASE=database),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        return WebApp(
+            mongo_uri,
+            database,
+            log,
+            None,
+            free_port(),
+            ready_path=None,
+            environ=product_environment(),
+            **options,
         )
-    try:
-        yield process
-    finally:
-        stop(process)
 
 
-class Gunicorn:
-    """A WSGI app under gunicorn, with webapp/gunicorn_conf.py (or another config), on a free port.
+class Together:
+    """Parts (web apps, anything with stop()) stopped together at the end, each in a thread of its own.
 
-    gunicorn cannot bind port 0, so this binds the socket, listening with
-    gunicorn's own default backlog, and hands it over as fd://N, as
-    tests/processes.py does. app overrides the config's wsgi_app
-    ("module:create_app()"). It starts at once; wait_ready() waits for an
-    answer, so that several can boot side by side. Used as a context
-    manager, it stops gunicorn at the end.
+    A gunicorn takes a second or two to stop gracefully; one after the other, a few add up.
     """
 
-    def __init__(self, log_path, app=None, config=PRODUCTION_CONFIG, **settings):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(GunicornConfig().backlog)
-        listener.set_inheritable(True)
-        host, port = listener.getsockname()
-        self.url = f"http://{host}:{port}"
-        command = [sys.executable, "-m", "gunicorn", "-c", config, "--bind", f"fd://{listener.fileno()}"]
-        command += [app] if app else []
-        with listener, open(log_path, "w") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=product_environment(**settings),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=[listener.fileno()],
-            )
+    def __init__(self):
+        self.parts = []
 
-    def wait_ready(self, path="/update"):
-        """Wait until a worker answers path with 200; returns self."""
-        wait_until(lambda: self._answers(path), timeout=30, what=f"gunicorn answering {path}")
-        return self
-
-    def _answers(self, path):
-        if self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {self.process.returncode}; see its log")
-        try:
-            status, _ = http(self.url + path, timeout=5)
-        except OSError:
-            return False
-        return status == 200
-
-    def get(self, path):
-        """(status, JSON or text) of a GET."""
-        return http(self.url + path)
-
-    def stop(self):
-        stop(self.process)
+    def enter(self, part):
+        self.parts.append(part)
+        return part
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        self.stop()
+        if self.parts:
+            with ThreadPoolExecutor(len(self.parts)) as pool:
+                list(pool.map(lambda part: part.stop(), self.parts))
 
 
 def newest_fetched(app, stored=UPDATE_LIMIT):
@@ -183,3 +144,24 @@ def memory_mib(pid):
 def connect(uri):
     """A plain client for the benchmark's own look-ups (counts, serverStatus)."""
     return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+class Workers:
+    """A web app's gunicorn workers, seen from /proc: their CPU seconds and resident memory, summed."""
+
+    def __init__(self, app):
+        self.pids = app.workers()
+
+    def cpu(self):
+        return sum(_read(cpu_seconds, pid) for pid in self.pids)
+
+    def rss_mib(self):
+        return sum(_read(lambda pid: memory_mib(pid)[0], pid) for pid in self.pids)
+
+
+def _read(reader, pid):
+    """reader(pid), or 0 if the process is gone (a worker replaced)."""
+    try:
+        return reader(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0

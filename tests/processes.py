@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from gunicorn.config import Config as GunicornConfig
+
 from sofeed.store import question_key
 from tools import launcher, localdb
-from tools.launcher import wait_until  # noqa: F401 (the tests import it from here)
+from tools.launcher import wait_until  # the tests import it from here too
 
 
 def http(url, data=None, timeout=10):
@@ -68,22 +70,40 @@ class FeedSimulator:
         self.part.stop()
 
 
-def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
-    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
-    environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
-    environment.pop("SOFEED_FEED_URLS", None)
-    command = [sys.executable, "scheduler.py", "--interval", str(interval)]
-    for url in (feed_url, *more_feeds):
-        command += ["--feed-url", url]
-    part = launcher.start(
-        "scheduler.py",
+def product_environment():
+    """os.environ without any sofeed or MongoDB setting: a part started in it runs on its defaults.
+
+    The benchmarks start their parts in it, so that what the shell exported cannot change the figures.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SOFEED_", "MONGO_")) and name != "BENCH_QUICK"
+    }
+
+
+def start_logged(name, command, log, environment, **popen):
+    """launcher.start with the part's output (standard output and errors) in the open file log."""
+    return launcher.start(
+        name,
         command,
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        **popen,
     )
-    return part.process
+
+
+def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
+    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
+    command = [sys.executable, "scheduler.py", "--interval", str(interval)]
+    for url in (feed_url, *more_feeds):
+        command += ["--feed-url", url]
+    # The test's environment otherwise: a test may set an API key there for the scheduler.
+    environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
+    environment.pop("SOFEED_FEED_URLS", None)
+    return start_logged("scheduler.py", command, log, environment).process
 
 
 def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
@@ -97,55 +117,98 @@ def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
 class WebApp:
     """The web app under gunicorn, with the production config, on a free port.
 
-    gunicorn cannot bind port 0, so the test binds the socket and hands it
-    over as fd://N: no other process can take the port in between. The
-    workers then share that socket. With port, gunicorn binds
-    127.0.0.1:port itself instead, as in production, where each worker
+    gunicorn cannot bind port 0, so this binds the socket, with gunicorn's
+    own backlog, and hands it over as fd://N: no other process can take the
+    port in between. The workers then share that socket. With port, gunicorn
+    binds 127.0.0.1:port itself instead, as in production, where each worker
     listens on a socket of its own (reuse_port).
+
+    settings are app settings as the environment gives them
+    (STREAMS_PER_PROCESS=0 is SOFEED_STREAMS_PER_PROCESS), over environ
+    (this process's environment unless given); poll_seconds None leaves the
+    page's default; app replaces the config's WSGI app. The constructor
+    returns once a worker answers ready_path (None: at once, so that several
+    can boot side by side; wait_ready() then).
     """
 
-    def __init__(self, mongo_uri, database, log, poll_seconds=0.5, port=None, **settings):
-        environment = dict(
-            os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database, SOFEED_POLL_SECONDS=str(poll_seconds)
-        )
-        # Any other app setting, as the environment gives it: STREAMS_PER_PROCESS=0.
-        environment.update((f"SOFEED_{name}", str(value)) for name, value in settings.items())
+    def __init__(
+        self,
+        mongo_uri,
+        database,
+        log,
+        poll_seconds=0.5,
+        port=None,
+        *,
+        app=None,
+        ready_path="/static/style.css",
+        environ=None,
+        **settings,
+    ):
+        settings = {
+            "MONGO_URI": mongo_uri,
+            "MONGO_DATABASE": database,
+            "SOFEED_POLL_SECONDS": poll_seconds,
+            **{f"SOFEED_{name}": value for name, value in settings.items()},
+        }
+        environment = dict(os.environ if environ is None else environ)
+        environment.update((name, str(value)) for name, value in settings.items() if value is not None)
         command = [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py"]
         listener = contextlib.nullcontext()
         if port is None:
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", 0))
-            listener.listen(128)
+            listener.listen(GunicornConfig().backlog)
             listener.set_inheritable(True)
             port = listener.getsockname()[1]
             command += ["--bind", f"fd://{listener.fileno()}"]
         environment.update(SOFEED_HOST="127.0.0.1", SOFEED_PORT=str(port))
         self.url = f"http://127.0.0.1:{port}"
+        command += [app] if app else []
+        passed = [listener.fileno()] if isinstance(listener, socket.socket) else []
         with listener:
-            self.process = launcher.start(
-                "gunicorn",
-                command,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=[listener.fileno()] if isinstance(listener, socket.socket) else [],
-                ready=self._answers,
-            ).process
+            self.part = start_logged("gunicorn", command, log, environment, pass_fds=passed)
+        self.process = self.part.process
+        if ready_path:
+            self.wait_ready(ready_path)
 
-    def _answers(self, _part):
-        """Whether a worker answers (a socket the test handed over already listens: then this waits)."""
+    def wait_ready(self, path="/update"):
+        """Wait until a worker answers path with 200; returns self."""
+        wait_until(lambda: self._answers(path), timeout=30, what=f"gunicorn answering {path}")
+        return self
+
+    def _answers(self, path):
+        if not self.part.running:
+            raise RuntimeError(f"gunicorn exited with status {self.process.returncode}; see its log")
         try:
-            status, _ = http(self.url + "/static/style.css", timeout=30)
+            status, _ = http(self.url + path, timeout=5)
         except OSError:
             return False
-        if status != 200:
-            raise RuntimeError(f"gunicorn answered {status} for /static/style.css")
-        return True
+        return status == 200
+
+    def get(self, path):
+        """(status, JSON or text) of a GET."""
+        return http(self.url + path)
+
+    def workers(self):
+        """The pids of gunicorn's workers, its master's children."""
+        return children(self.process.pid)
 
     def stop(self):
-        stop(self.process)
+        self.part.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def children(pid):
+    """The pids of pid's child processes (Linux keeps them in /proc)."""
+    with contextlib.suppress(FileNotFoundError):
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
 
 
 # A crawl line: "2026-01-01 12:00:00,123 INFO sofeed.scheduling.loop: feed URL: what happened"
@@ -207,6 +270,15 @@ class Scheduler:
         self.process = process
         self.log_path = log_path
 
+    def stop(self):
+        stop(self.process)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
     def log(self):
         return self.log_path.read_text()
 
@@ -220,6 +292,15 @@ class Scheduler:
         """The crawl lines, parsed; only those of one feed URL if given."""
         parsed = (CrawlLine.parse(line) for line in self.log().splitlines())
         return [crawl for crawl in parsed if crawl is not None and feed in (None, crawl.feed)]
+
+    def crawls_storing(self, count, after, timeout=60):
+        """The crawls logged after the first `after` that stored new questions, once count in all."""
+
+        def stored():
+            crawls = [crawl for crawl in self.crawls()[after:] if crawl.count("new")]
+            return sum(crawl.count("new") for crawl in crawls) >= count and crawls
+
+        return wait_until(stored, timeout, step=0.02, what=f"the scheduler storing {count} new questions")
 
     def unexpected_lines(self):
         """Lines other than crawl lines and the lifecycle's: a traceback, a library's warning."""

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tests.processes import wait_until
+from tools.launcher import wait_until
 
 REQUEST_TIMEOUT = 10.0  # seconds: far beyond any healthy answer, short enough to end a run
 _CURSOR = re.compile(r'data-cursor="([^"]*)"')

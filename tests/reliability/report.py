@@ -62,6 +62,12 @@ NOTES = {
         "Latencies are per request, measured in the test process; the app's share runs in-process, the "
         "raw share over loopback TCP."
     ),
+    "9": (
+        "The pages, the slow clients and the ordinary client are bench/clients.py's asyncio processes, the "
+        "ones `bench/push.py` measures with; wrk is Debian's. Only behaviour is asserted (every page "
+        "delivered, no failed request, no 503); the timings are recorded, and `bench/push.py` (docs/"
+        "BENCHMARKS.md) holds the goals on them, beside the gthread worker."
+    ),
     "7": (
         "CPU is user plus system time of gunicorn's master and workers from /proc, over the 60 s, as a "
         "share of one core; the machine is shared with the rest of the suite, so figures vary from run "

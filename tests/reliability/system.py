@@ -103,7 +103,7 @@ class Site:
 
     def web_pids(self):
         """gunicorn's master and its workers."""
-        return [self.web.process.pid, *children(self.web.process.pid)]
+        return [self.web.process.pid, *self.web.workers()]
 
 
 @contextlib.contextmanager
@@ -128,13 +128,6 @@ def feed_ids(feed_url):
 def entry_id_counts(store):
     """How many stored documents each Atom id has: 1 each when every question is stored once."""
     return Counter(doc["entry_id"] for doc in store.questions.find({}, {"entry_id": 1}))
-
-
-def children(pid):
-    """The pids of pid's child processes (Linux keeps them in /proc)."""
-    with contextlib.suppress(FileNotFoundError):
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
 
 
 def cpu_seconds(pids):
