@@ -97,13 +97,16 @@ def test_streams_are_told_unavailable_only_once_a_request_would_be(flaky, earlie
     [stream] = open_streams(fanout, 1)
     try:
         assert b"event: questions" in next(stream)
-        flaky.stalling = True
+        flaky.stalling, flaky.failing = True, 1000
         clock.now += 1.0
         assert recent.refresh_if_due(wait=False)
         assert flaky.stalled.wait(timeout=30)
-        clock.now += 3.0  # the window has ended, and the refresh has not failed: requests wait for it
+        clock.now += 5.0  # past the window, but the refresh has not failed: requests are served
         assert fanout.publish().snapshot is not None
-        clock.now += recent.first_wait  # they would have waited it out
+        ended = recent.next_refresh
+        flaky.stalling = False
+        flaky.released.set()
+        assert ended.wait(timeout=30)  # it failed: now a request would be answered 503
         edition = fanout.publish()
         assert edition.snapshot is None
         assert next(stream) == edition.unavailable_event()

@@ -122,8 +122,6 @@ class Fanout:
             try:
                 snapshot, failure = self.recent.current(), None
             except StoreUnavailable as error:
-                if edition is not None and edition.snapshot is not None and self.recent.late():
-                    return edition  # as a request would, wait for the late refresh a little
                 snapshot, failure = None, str(error)
             if edition is not None and edition.tells_the_same_as(snapshot, failure):
                 return edition

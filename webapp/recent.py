@@ -12,9 +12,11 @@ whether ten pages poll or ten thousand.
 
 Stale-if-error: a refresh that fails, or is still running because the
 process or the database is starved of CPU, does not stop the answers. The
-last good snapshot is served until the database has not answered for
+last good snapshot is served while a refresh runs late, however long, and
+after a refresh failed until the database has not answered for
 STALE_SECONDS (the views say how old the snapshot is); only then does the
-process answer 503. While a snapshot can be served, a failed refresh is
+process answer 503. A refresh against a server that hangs fails by the
+client's own timeouts. While a snapshot can be served, a failed refresh is
 retried every REFRESH_SECONDS; after that, every retry_seconds, so an
 unreachable database is not hammered.
 
@@ -60,9 +62,9 @@ OVERLAP = timedelta(seconds=60)
 # leave one version for two questions, and a refresh between them would
 # never see the second; this bounds how late it shows up.
 RESCAN_SECONDS = 10.0
-# A refresh that is late or failing leaves the last good snapshot served until the
-# database has not answered for this long: a starved process keeps answering, and
-# an outage still shows within 5 s.
+# A failing refresh leaves the last good snapshot served until the database has
+# not answered for this long, so an outage shows within 5 s; a refresh that is
+# merely late (a starved process reading slowly) leaves it served until it ends.
 STALE_SECONDS = 3.0
 
 
@@ -215,14 +217,6 @@ class RecentQuestions:
             ended.wait(self.first_wait)
         return True
 
-    def late(self):
-        """Whether a refresh that has not failed is under way, though the window has ended,
-        for less than first_wait: a request would wait for it rather than answer 503."""
-        answered = self._answered
-        if self._failure is not None or not self._refreshing or answered is None:
-            return False
-        return self._clock() - answered <= self.stale_seconds + self.first_wait
-
     @property
     def next_refresh(self):
         """An Event that the next refresh to end sets (successful or not)."""
@@ -235,13 +229,20 @@ class RecentQuestions:
     def _usable(self):
         """The last good snapshot while it may be served, else None.
 
-        That is until the database has not answered for stale_seconds: counted
-        from the end of the refresh that read it, so that a slow refresh does
-        not eat into the time the next one has.
+        That is while no refresh has failed since it was read, or until the
+        database has not answered for stale_seconds, counted from the end of
+        the refresh that read it. A refresh under way that has not failed
+        keeps it served however long it takes: a process starved of CPU reads
+        slowly but does read, and only a refresh's own failure (an error, or
+        the client's timeouts against a server that hangs) means the database
+        does not answer. So a saturated process with a healthy database never
+        answers 503.
         """
         good, answered = self._good, self._answered
         if good is None or answered is None:
             return None
+        if self._failure is None:
+            return good
         return good if self._clock() - answered <= self.stale_seconds else None
 
     def age(self, snapshot):

@@ -17,6 +17,7 @@ webapp/gunicorn_conf.py chooses one of them with SOFEED_WORKER_CLASS.
 
 import contextlib
 import sys
+import threading
 
 import gevent
 from gunicorn import util
@@ -101,10 +102,20 @@ class ThreadWorker(_JsonErrors, _ThreadWorker):
     """gunicorn's gthread worker, the benchmarks' anchor: each stream holds one of its threads."""
 
     def handle_exit(self, sig, frame):
-        _end_streams(self)
+        _end_streams_outside(self)
         super().handle_exit(sig, frame)
 
     def handle_quit(self, sig, frame):
         # SIGINT or SIGQUIT: the process exits at once, and joins its threads first.
-        _end_streams(self)
+        _end_streams_outside(self)
         super().handle_quit(sig, frame)
+
+
+def _end_streams_outside(worker):
+    """End the streams from a thread of its own, not in the signal handler.
+
+    Ending them takes the fanout's lock, which the code the signal
+    interrupted may hold (a second SIGTERM during the first did): the
+    handler would wait on it for ever.
+    """
+    threading.Thread(target=_end_streams, args=(worker,), name="sofeed-stop", daemon=True).start()
