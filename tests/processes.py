@@ -263,7 +263,5 @@ class PrivateFerretDB:
 
     def stop(self):
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
-            self.process.stdin.close()
+            stop(self.process)
             self.process = None
