@@ -19,6 +19,7 @@ import threading
 from pymongo.errors import ConfigurationError
 from scrapy.utils.reactor import install_reactor
 
+from sofeed.scheduling.retention import keep_days, start_retention
 from sofeed.spiders.sofeed import DEFAULT_FEED_URL, split_urls
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -68,6 +69,10 @@ def parse_options(argv=None, environ=os.environ):
             options.interval = positive_seconds(options.interval)
         except argparse.ArgumentTypeError as error:
             parser.error(f"SOFEED_INTERVAL: {error}")
+    try:
+        options.keep_days = keep_days(environ)
+    except ValueError as error:
+        parser.error(str(error))
     configured = options.feed_urls or environ.get("SOFEED_FEED_URLS", "")
     options.feed_urls = split_urls(configured) or [DEFAULT_FEED_URL]
     return options
@@ -134,6 +139,8 @@ def main(argv=None):
     runner = CrawlerRunner(settings)
     lease = None if options.once else CrawlLease(store, ttl=LEASE_INTERVALS * options.interval)
     loop = CrawlLoop(runner, store, options.feed_urls, options.interval, reactor, lease=lease)
+    if lease is not None and options.keep_days:  # retention: in a thread of its own, by the lease holder
+        start_retention(store, lease, options.interval, options.keep_days)
     try:
         if options.once:
             return run_once(loop, reactor)

@@ -11,7 +11,11 @@ Collections:
              app reads this small collection, never `questions` itself.
   changes    one document, "questions": the question count, and a version
              bumped after each new question, so readers learn of new
-             questions from one small document.
+             questions from one small document; and "pruned": how many
+             questions retention deleted, and when it last ran. The count
+             of stored questions is the first count less the second: each
+             document has one kind of writer, because FerretDB loses
+             updates that race on one document.
   feeds      one document per feed URL: HTTP validators and Retry-After.
   crawls     one document per feed URL: the scheduler's last crawl of it.
   leases     one document, "scheduler": which scheduler crawls, and until when.
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 QUESTIONS = "questions"
 RECENT = "recent"
 CHANGES = "changes"
+PRUNED = "pruned"  # the retention's document in `changes`
 FEEDS = "feeds"
 CRAWLS = "crawls"
 LEASES = "leases"
@@ -316,9 +321,9 @@ class Store:
         return list(cursor)
 
     def count_questions(self):
-        """How many questions are stored, as counted by the writers."""
-        marker = self.changes.find_one({"_id": QUESTIONS}, {"count": 1}) or {}
-        return marker.get("count", 0)
+        """How many questions are stored: as counted by the writers, less what retention deleted."""
+        counts = {doc["_id"]: doc.get("count", 0) for doc in self.changes.find({}, {"count": 1})}
+        return counts.get(QUESTIONS, 0) - counts.get(PRUNED, 0)
 
     # The scheduler's records: one status document per feed, and its lease.
 
@@ -339,17 +344,37 @@ class Store:
 
     # Retention: questions first fetched before a cutoff are deleted, off the crawl's path.
 
-    def prune_questions(self, before):
+    def prune_questions(self, before, now):
         """Delete the questions first fetched before `before` (an aware datetime); returns how many.
 
-        `recent` loses the same ones and the count in `changes` drops by as
-        many, so readers stay right. On FerretDB the delete scans `questions`.
+        `recent` loses the same ones, and the "pruned" document in `changes`
+        counts them, so count_questions() and the page stay right. They are
+        counted before the delete and noted as pending until it is done: a
+        prune cut short (its process stopped in the middle of the scan) is
+        finished and counted by the next one. On FerretDB the count and the
+        delete each scan `questions` (bench/prune.py measures it). One prune
+        at a time: the scheduler that holds the crawl lease runs them.
         """
-        deleted = self.questions.delete_many({"fetched": {"$lt": before}}).deleted_count
+        pending = (self.changes.find_one({"_id": PRUNED}, {"pending": 1}) or {}).get("pending")
+        if pending is not None:
+            self._delete_fetched_before(pending["before"], pending["count"], now)
+        old = {"fetched": {"$lt": before}}
+        count = self.questions.count_documents(old)
+        intent = {"$set": {"pending": {"before": before, "count": count}}}
+        self.changes.update_one({"_id": PRUNED}, intent, upsert=True)
+        self._delete_fetched_before(before, count, now)
+        return count
+
+    def _delete_fetched_before(self, before, count, now):
+        # `questions` first: a writer that still finds a question in `recent` takes it as known.
+        self.questions.delete_many({"fetched": {"$lt": before}})
         self.recent.delete_many({"fetched": {"$lt": before}})
-        if deleted:
-            self.changes.update_one({"_id": QUESTIONS}, {"$inc": {"count": -deleted}})
-        return deleted
+        done = {"$inc": {"count": count}, "$unset": {"pending": ""}, "$set": {"last": now, "before": before}}
+        self.changes.update_one({"_id": PRUNED}, done, upsert=True)
+
+    def last_prune(self):
+        """When retention last ran (an aware datetime), or None."""
+        return (self.changes.find_one({"_id": PRUNED}, {"last": 1}) or {}).get("last")
 
     def crawl_statuses(self):
         """The latest crawl of every feed, most recent first."""

@@ -67,10 +67,14 @@ class FeedSimulator:
         self.part.stop()
 
 
-def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
-    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
+def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=(), **settings):
+    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it.
+
+    Any other setting as the environment gives it: KEEP_DAYS=30 is SOFEED_KEEP_DAYS=30.
+    """
     environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
     environment.pop("SOFEED_FEED_URLS", None)
+    environment.update((f"SOFEED_{name}", str(value)) for name, value in settings.items())
     command = [sys.executable, "scheduler.py", "--interval", str(interval)]
     for url in (feed_url, *more_feeds):
         command += ["--feed-url", url]
@@ -85,11 +89,11 @@ def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds
     return part.process
 
 
-def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
+def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0, **settings):
     """start_scheduler for several feeds, its output in a new file at log_path; returns a Scheduler."""
     first, *more = feed_urls
     with open(log_path, "w") as log:
-        process = start_scheduler(first, mongo_uri, database, log, interval, more)
+        process = start_scheduler(first, mongo_uri, database, log, interval, more, **settings)
     return Scheduler(process, log_path)
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from sofeed.store import Store
+from tests.helpers import save_days_ago
 from tests.processes import launch_scheduler, stop, wait_until
 from tools.sim.atom import render_feed, sample_entries
 from tools.sim.feed_server import Reply
@@ -20,9 +21,9 @@ SIX = sample_entries(6)  # the same five, and a newer one on top
 def start_scheduler(mongo_uri, database_name, tmp_path):
     started = []
 
-    def start(*feed_urls, interval=0.5, uri=mongo_uri):
+    def start(*feed_urls, interval=0.5, uri=mongo_uri, **settings):
         log_path = tmp_path / f"scheduler-{len(started)}.log"
-        scheduler = launch_scheduler(feed_urls, uri, database_name, log_path, interval)
+        scheduler = launch_scheduler(feed_urls, uri, database_name, log_path, interval, **settings)
         started.append(scheduler)
         return scheduler
 
@@ -182,3 +183,17 @@ def test_a_manual_crawl_while_the_scheduler_runs_stores_no_duplicates(
     assert scheduler.process.poll() is None
     assert stored_ids(store) == Counter(entry.entry_id for entry in sample_entries(60))
     assert len(store.recent_questions()) == 60  # each announced once to the pages
+
+
+@pytest.mark.check  # the full tier: waits for the retention thread's first look, ten intervals in
+def test_a_scheduler_with_keep_days_prunes_the_old_questions_in_the_background_while_it_crawls(
+    start_scheduler, feed_server, store
+):
+    save_days_ago(store, 40, range(1000, 1003))
+    url = feed_server.serve_feed("/feeds", render_feed(FIVE))
+    scheduler = start_scheduler(url, KEEP_DAYS=30)
+    wait_until(lambda: store.last_prune() is not None, timeout=60, what="a prune")
+    assert scheduler.lines("retention: deleted 3 questions first fetched before ")
+    assert stored_ids(store) == Counter(entry.entry_id for entry in FIVE)
+    assert store.count_questions() == 5
+    assert scheduler.process.poll() is None
