@@ -1,0 +1,140 @@
+"""Retention: what a prune (Store.prune_questions) costs on FerretDB at 100,000 questions.
+
+A private FerretDB holds 100,000 questions (bench/store_data.py: the newest
+1,000 saved as crawls save them, 99,000 older ones inserted a second apart,
+a month old). Three prunes run one after the other, as the scheduler's
+retention thread runs them: one with nothing to delete (the cutoff before
+the oldest question), a day's worth of Stack Overflow (the oldest 3,000),
+and a backlog (half of what is left), the first prune of a mirror that
+turned SOFEED_KEEP_DAYS on late. While each runs, a second client saves new
+questions one after the other, as a crawl would, and each save is timed.
+
+The anchor is one scan of `questions` (count_documents({})), which any
+query or update of it costs on FerretDB; a prune counts, then deletes, so
+about two. For the crawl, the anchor is the same saves with no prune
+running. No goal: these figures are what the README's Deploying section
+quotes.
+"""
+
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import common
+
+from bench import store_data
+from bench.services import private_database
+from sofeed.store import Store
+
+# (questions, one day's worth to prune)
+FULL = (100_000, 3_000)
+QUICK = (2_000, 300)
+
+
+def timed(function, *args):
+    """(function(*args), seconds it took)."""
+    started = time.perf_counter()
+    value = function(*args)
+    return value, time.perf_counter() - started
+
+
+def saves_until(done, saver):
+    """Save new questions one after the other, as a crawl does, until done(); the seconds each took."""
+    seconds = []
+    while not done():
+        seconds.append(timed(store_data.save_new, saver, 1)[1])
+    return seconds
+
+
+def prune_while_saving(store, saver, before):
+    """(deleted, seconds, save times) of one prune in a thread, with saves going on beside it."""
+    pruned = {}
+    pruning = threading.Thread(
+        target=lambda: pruned.update(done=timed(store.prune_questions, before, datetime.now(UTC)))
+    )
+    pruning.start()
+    saves = saves_until(lambda: not pruning.is_alive(), saver)
+    pruning.join()
+    deleted, seconds = pruned["done"]
+    return deleted, seconds, saves
+
+
+def run(quick):
+    size, one_day = QUICK if quick else FULL
+    work = common.work_dir("prune")
+    database = f"bench_prune_{uuid.uuid4().hex[:8]}"
+    with private_database(work / "ferretdb") as (mongo_uri, _process):
+        store = Store.connect(mongo_uri, database, socket_timeout_ms=600_000)
+        saver = Store.connect(mongo_uri, database, socket_timeout_ms=600_000)
+        _, fill_seconds = timed(store_data.fill, store, size)
+        oldest = store.questions.find_one({}, sort=[("fetched", 1)])["fetched"]
+        _, scan_seconds = timed(store.questions.count_documents, {})
+
+        quiet_until = time.monotonic() + (1 if quick else 3)
+        quiet = saves_until(lambda: time.monotonic() > quiet_until, saver)
+        prunes = {}
+        for name, before in (
+            ("nothing to delete", oldest),
+            (f"a day's worth ({one_day:,})", oldest + timedelta(seconds=one_day)),
+            ("a backlog (half the rest)", oldest + timedelta(seconds=one_day + (size - one_day) // 2)),
+        ):
+            stored = store.count_questions()
+            deleted, seconds, saves = prune_while_saving(store, saver, before)
+            prunes[name] = (stored, deleted, seconds, saves)
+        counted, documents = store.count_questions(), store.questions.count_documents({})
+        store.client.drop_database(database)
+        store.close()
+        saver.close()
+    if counted != documents:
+        raise AssertionError(f"after the prunes the store counts {counted} questions, but holds {documents}")
+
+    result = common.Result(
+        "prune",
+        "6. Retention",
+        f"Store.prune_questions on FerretDB at {size:,} questions, while a second client saves new "
+        "questions one after the other",
+    )
+    quiet_median = statistics.median(quiet)
+    for name, (stored, deleted, seconds, saves) in prunes.items():
+        result.add(
+            f"prune of {name}, from {stored:,} questions",
+            seconds,
+            "s",
+            f"one scan of {size:,} questions",
+            scan_seconds,
+            common.ratio(seconds, scan_seconds),
+            "x a scan",
+            "none (context)",
+            None,
+        )
+        slowest = max(saves, default=0.0)
+        result.add(
+            f"slowest Store.save_question during that prune ({len(saves)} saves)",
+            slowest * 1000,
+            "ms",
+            "the median save with no prune running",
+            quiet_median * 1000,
+            common.ratio(slowest, quiet_median),
+            "x the median save",
+            "none (context)",
+            None,
+        )
+        result.note(
+            f"prune of {name}",
+            f"deleted {deleted:,} in {seconds:.2f} s; saves beside it: median "
+            f"{statistics.median(saves) * 1000 if saves else 0:.0f} ms, slowest {slowest * 1000:.0f} ms",
+        )
+    result.note(
+        "with no prune running",
+        f"{len(quiet)} saves, median {quiet_median * 1000:.0f} ms, slowest {max(quiet) * 1000:.0f} ms",
+    )
+    result.note(f"making the {size:,}-question database", f"{fill_seconds:.1f} s")
+    result.note("after the prunes", f"the store counts {counted:,} questions and holds {documents:,}")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(run))
