@@ -2,18 +2,19 @@
 
 A private FerretDB holds 100,000 questions (bench/store_data.py: the newest
 1,000 saved as crawls save them, 99,000 older ones inserted a second apart,
-a month old). Three prunes run one after the other, as the scheduler's
-retention thread runs them: one with nothing to delete (the cutoff before
-the oldest question), a day's worth of Stack Overflow (the oldest 3,000),
-and a backlog (half of what is left), the first prune of a mirror that
-turned SOFEED_KEEP_DAYS on late. While each runs, a second client saves new
-questions one after the other, as a crawl would, and each save is timed.
+a month old). Prunes run one after the other, as the scheduler's retention
+thread runs them: one with nothing to delete (the cutoff before the oldest
+question), a day's worth of Stack Overflow (the oldest 3,000), and a
+backlog (half of what is left), the first prune of a mirror that turned
+SOFEED_KEEP_DAYS on late, which goes a batch of PRUNE_BATCH at a time.
+While each runs, a second client saves new questions one after the other,
+as a crawl would, and each save is timed.
 
 The anchor is one scan of `questions` (count_documents({})), which any
-query or update of it costs on FerretDB; a prune counts, then deletes, so
-about two. For the crawl, the anchor is the same saves with no prune
-running. No goal: these figures are what the README's Deploying section
-quotes.
+query or update of it costs on FerretDB; a prune finds the old questions,
+then deletes them, so about two. For the crawl, the anchor is the same
+saves with no prune running. No goal: these figures are what the README's
+Retention section quotes.
 """
 
 import statistics
@@ -27,11 +28,11 @@ import common
 
 from bench import store_data
 from bench.services import private_database
-from sofeed.store import Store
+from sofeed.store import PRUNE_BATCH, Store
 
-# (questions, one day's worth to prune)
-FULL = (100_000, 3_000)
-QUICK = (2_000, 300)
+# (questions, one day's worth to prune, questions a prune deletes at most)
+FULL = (100_000, 3_000, PRUNE_BATCH)
+QUICK = (2_000, 300, 200)
 
 
 def timed(function, *args):
@@ -49,21 +50,24 @@ def saves_until(done, saver):
     return seconds
 
 
-def prune_while_saving(store, saver, before):
-    """(deleted, seconds, save times) of one prune in a thread, with saves going on beside it."""
-    pruned = {}
-    pruning = threading.Thread(
-        target=lambda: pruned.update(done=timed(store.prune_questions, before, datetime.now(UTC)))
-    )
+def prune_while_saving(store, saver, before, batch):
+    """(deleted, seconds, batches, save times) of a whole prune, batch after batch, in a thread,
+    with saves going on beside it."""
+    pruned = []
+
+    def prune():
+        while not pruned or pruned[-1][0] == batch:
+            pruned.append(timed(store.prune_questions, before, datetime.now(UTC), batch))
+
+    pruning = threading.Thread(target=prune)
     pruning.start()
     saves = saves_until(lambda: not pruning.is_alive(), saver)
     pruning.join()
-    deleted, seconds = pruned["done"]
-    return deleted, seconds, saves
+    return sum(deleted for deleted, _ in pruned), sum(seconds for _, seconds in pruned), len(pruned), saves
 
 
 def run(quick):
-    size, one_day = QUICK if quick else FULL
+    size, one_day, batch = QUICK if quick else FULL
     work = common.work_dir("prune")
     database = f"bench_prune_{uuid.uuid4().hex[:8]}"
     with private_database(work / "ferretdb") as (mongo_uri, _process):
@@ -82,8 +86,7 @@ def run(quick):
             ("a backlog (half the rest)", oldest + timedelta(seconds=one_day + (size - one_day) // 2)),
         ):
             stored = store.count_questions()
-            deleted, seconds, saves = prune_while_saving(store, saver, before)
-            prunes[name] = (stored, deleted, seconds, saves)
+            prunes[name] = (stored, *prune_while_saving(store, saver, before, batch))
         counted, documents = store.count_questions(), store.questions.count_documents({})
         store.client.drop_database(database)
         store.close()
@@ -98,9 +101,9 @@ def run(quick):
         "questions one after the other",
     )
     quiet_median = statistics.median(quiet)
-    for name, (stored, deleted, seconds, saves) in prunes.items():
+    for name, (stored, deleted, seconds, batches, saves) in prunes.items():
         result.add(
-            f"prune of {name}, from {stored:,} questions",
+            f"prune of {name}, from {stored:,} questions, in {batches} batch{'es' if batches > 1 else ''}",
             seconds,
             "s",
             f"one scan of {size:,} questions",
@@ -110,7 +113,7 @@ def run(quick):
             "none (context)",
             None,
         )
-        slowest = max(saves, default=0.0)
+        slowest, median = max(saves, default=0.0), statistics.median(saves) if saves else 0.0
         result.add(
             f"slowest Store.save_question during that prune ({len(saves)} saves)",
             slowest * 1000,
@@ -124,8 +127,8 @@ def run(quick):
         )
         result.note(
             f"prune of {name}",
-            f"deleted {deleted:,} in {seconds:.2f} s; saves beside it: median "
-            f"{statistics.median(saves) * 1000 if saves else 0:.0f} ms, slowest {slowest * 1000:.0f} ms",
+            f"deleted {deleted:,} in {seconds:.2f} s ({batches} of at most {batch:,}); saves beside it: "
+            f"median {median * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms",
         )
     result.note(
         "with no prune running",

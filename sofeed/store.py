@@ -23,6 +23,8 @@ Collections:
              so that API sources ask more often while someone watches.
   crawl_totals  one document per feed URL: crawls by outcome and questions by
              kind since the database began, for /metrics.
+  pruning    while a prune runs, the ids it deletes: kept out of `changes`,
+             which readers read several times a second.
 
 On FerretDB (SQLite) an insert and its duplicate-key check use the `_id`
 index, but every query, update or count scans the collection (0.3 to 12 s
@@ -39,6 +41,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pymongo
+from bson import ObjectId
 from pymongo import DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import ConfigurationError, DuplicateKeyError
 
@@ -48,6 +51,7 @@ QUESTIONS = "questions"
 RECENT = "recent"
 CHANGES = "changes"
 PRUNED = "pruned"  # the retention's document in `changes`
+PRUNING = "pruning"
 FEEDS = "feeds"
 CRAWLS = "crawls"
 LEASES = "leases"
@@ -63,6 +67,10 @@ VISIBILITY_LAG = timedelta(milliseconds=500)
 # How many of the newest questions `recent` keeps (a little more between trims).
 RECENT_KEEP = 1000
 RECENT_TRIM_EVERY = 100
+# A prune deletes at most this many questions at a time: FerretDB deletes a
+# command's documents in one SQL statement, and SQLite refuses one with more
+# than 32,766 variables (here 30,000 were deleted at once, 33,000 refused).
+PRUNE_BATCH = 10_000
 # A question in `questions` but missing from `recent` this long after its
 # `fetched`, while `recent` reaches back that far, was never announced: its
 # writer died between the insert and the announcement. (A live writer
@@ -344,33 +352,39 @@ class Store:
 
     # Retention: questions first fetched before a cutoff are deleted, off the crawl's path.
 
-    def prune_questions(self, before, now):
-        """Delete the questions first fetched before `before` (an aware datetime); returns how many.
+    def prune_questions(self, before, now, limit=PRUNE_BATCH):
+        """Delete up to `limit` of the questions first fetched before `before`; returns how many.
 
-        `recent` loses the same ones, and the "pruned" document in `changes`
-        counts them, so count_questions() and the page stay right. They are
-        counted before the delete and noted as pending until it is done: a
-        prune cut short (its process stopped in the middle of the scan) is
-        finished and counted by the next one. On FerretDB the count and the
-        delete each scan `questions` (bench/prune.py measures it). One prune
-        at a time: the scheduler that holds the crawl lease runs them.
+        Fewer than `limit` means none is left before `before`: the prune is
+        complete, and `now` is kept as its time (last_prune()). `recent`
+        loses the same questions, and the "pruned" document in `changes`
+        counts them, so count_questions() and the page stay right. Their ids
+        are noted as pending until the delete is done: a prune cut short
+        (its process stopped in the middle) is finished and counted by the
+        next one. On FerretDB, finding them and deleting them each scan
+        `questions` (bench/prune.py measures it). One prune at a time: the
+        scheduler that holds the crawl lease runs them.
         """
-        pending = (self.changes.find_one({"_id": PRUNED}, {"pending": 1}) or {}).get("pending")
+        pending = self.db[PRUNING].find_one({"_id": PRUNED})
         if pending is not None:
-            self._delete_fetched_before(pending["before"], pending["count"], now)
-        old = {"fetched": {"$lt": before}}
-        count = self.questions.count_documents(old)
-        intent = {"$set": {"pending": {"before": before, "count": count}}}
-        self.changes.update_one({"_id": PRUNED}, intent, upsert=True)
-        self._delete_fetched_before(before, count, now)
-        return count
+            self._delete_batch(pending, {})
+        old = self.questions.find({"fetched": {"$lt": before}}, {"_id": 1}).limit(limit)
+        batch = {"_id": PRUNED, "batch": ObjectId(), "ids": [doc["_id"] for doc in old]}
+        self.changes.update_one({"_id": PRUNED}, {"$setOnInsert": {"count": 0}}, upsert=True)
+        self.db[PRUNING].replace_one({"_id": PRUNED}, batch, upsert=True)
+        complete = len(batch["ids"]) < limit
+        self._delete_batch(batch, {"last": now, "before": before} if complete else {})
+        return len(batch["ids"])
 
-    def _delete_fetched_before(self, before, count, now):
+    def _delete_batch(self, batch, done):
+        ids = batch["ids"]
         # `questions` first: a writer that still finds a question in `recent` takes it as known.
-        self.questions.delete_many({"fetched": {"$lt": before}})
-        self.recent.delete_many({"fetched": {"$lt": before}})
-        done = {"$inc": {"count": count}, "$unset": {"pending": ""}, "$set": {"last": now, "before": before}}
-        self.changes.update_one({"_id": PRUNED}, done, upsert=True)
+        self.questions.delete_many({"_id": {"$in": ids}})
+        self.recent.delete_many({"_id": {"$in": ids}})
+        # Counted once, even if a stop between this and the next line makes the next prune finish it.
+        counted = {"$inc": {"count": len(ids)}, "$set": {"batch": batch["batch"], **done}}
+        self.changes.update_one({"_id": PRUNED, "batch": {"$ne": batch["batch"]}}, counted)
+        self.db[PRUNING].delete_one({"_id": PRUNED})
 
     def last_prune(self):
         """When retention last ran (an aware datetime), or None."""

@@ -63,6 +63,20 @@ def test_only_the_lease_holder_prunes_and_then_once_a_day(store):
     assert store.count_questions() == 0
 
 
+def test_a_long_history_is_pruned_a_batch_at_each_look_until_none_is_left(store, caplog):
+    save_days_ago(store, 40, range(5))
+    save_days_ago(store, 2, range(5, 7))
+    retention = Retention(store, days=30, batch=2)
+    thread = RetentionThread(retention, may_prune=lambda: True, check_seconds=300)
+    with caplog.at_level(logging.INFO, logger="sofeed.scheduling.retention"):
+        looks = [thread.check() for _ in range(4)]
+    assert [(look.deleted, look.complete) for look in looks[:3]] == [(2, False), (2, False), (1, True)]
+    assert looks[3] is None  # done for the day
+    assert store.count_questions() == 2
+    assert caplog.records[0].getMessage().endswith("; more in 300 s")
+    assert "more in" not in caplog.records[2].getMessage()
+
+
 def test_a_prune_is_logged_with_what_it_deleted(store, caplog):
     save_days_ago(store, 40, range(2))
     thread = RetentionThread(Retention(store, days=30), may_prune=lambda: True, check_seconds=HOUR)

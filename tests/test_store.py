@@ -292,21 +292,46 @@ def test_a_prune_with_nothing_to_delete_counts_nothing_and_notes_when_it_ran(sto
 class StoppedMidPrune(Store):
     """A scheduler stopped in the middle of a prune: `questions` lost the old ones, nothing else happened."""
 
-    def _delete_fetched_before(self, before, count, now):
-        self.questions.delete_many({"fetched": {"$lt": before}})
+    def _delete_batch(self, batch, done):
+        self.questions.delete_many({"_id": {"$in": batch["ids"]}})
         raise KeyboardInterrupt
 
 
-def test_a_prune_cut_short_is_finished_and_counted_by_the_next_one(store):
+class StoppedAfterCounting(Store):
+    """A scheduler stopped at the very end of a prune: deleted and counted, still noted as pending."""
+
+    def _delete_batch(self, batch, done):
+        pending = self.db[store_module.PRUNING].find_one()
+        super()._delete_batch(batch, done)
+        self.db[store_module.PRUNING].insert_one(pending)
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("stopped", [StoppedMidPrune, StoppedAfterCounting])
+def test_a_prune_cut_short_is_finished_and_counted_once_by_the_next_one(store, stopped):
     save_days_ago(store, 40, range(5))
     save_days_ago(store, 20, range(5, 7))
     kept = save_days_ago(store, 2, range(7, 10))
     now = datetime.now(UTC)
     with pytest.raises(KeyboardInterrupt):
-        StoppedMidPrune(store.client, store.db.name).prune_questions(now - 30 * DAY, now)
-    assert store.questions.count_documents({}) == 5  # the old ones are gone, but not yet counted
+        stopped(store.client, store.db.name).prune_questions(now - 30 * DAY, now)
+    assert store.questions.count_documents({}) == 5  # the old ones are gone
 
     assert store.prune_questions(now - 10 * DAY, now) == 2  # the next prune reaches further back
+
+    assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
+    assert store.count_questions() == store.questions.count_documents({}) == 3
+
+
+def test_a_prune_deletes_at_most_its_limit_and_is_complete_only_when_nothing_older_is_left(store):
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 8))
+    now = datetime.now(UTC)
+
+    assert store.prune_questions(now - 30 * DAY, now, limit=3) == 3
+    assert (store.count_questions(), store.last_prune()) == (5, None)  # two old ones left
+    assert store.prune_questions(now - 30 * DAY, now, limit=3) == 2
+    assert store.last_prune() is not None
 
     assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
     assert store.count_questions() == store.questions.count_documents({}) == 3

@@ -5,7 +5,10 @@ owner to choose (README, "Deploying"). A prune scans `questions` on FerretDB
 (seconds at 100,000 questions, bench/prune.py), so it runs in a thread of its
 own, never on the reactor nor inside a crawl, and only in the scheduler that
 holds the crawl lease. When it last ran is kept in the database, so neither a
-restart nor a standby taking over prunes again within the day.
+restart nor a standby taking over prunes again within the day. A prune
+deletes at most PRUNE_BATCH questions; a mirror that turns retention on
+with a long history behind it is pruned a batch at each look, every few
+minutes, until it is done.
 """
 
 import logging
@@ -18,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo.errors import PyMongoError
 
 from sofeed.outage import short_reason
+from sofeed.store import PRUNE_BATCH
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +55,17 @@ class Prune:
     before: datetime  # questions first fetched before this were deleted
     deleted: int
     seconds: float
+    complete: bool  # False: it deleted a whole batch, and the next look goes on with the rest
 
 
 class Retention:
     """Prune questions older than keep_days, at most once every `every`."""
 
-    def __init__(self, store, days, every=EVERY, clock=time.time, timer=time.monotonic):
+    def __init__(self, store, days, every=EVERY, batch=PRUNE_BATCH, clock=time.time, timer=time.monotonic):
         self.store = store
         self.keep = timedelta(days=days)
         self.every = every
+        self.batch = batch
         self.clock = clock
         self.timer = timer
 
@@ -73,8 +79,8 @@ class Retention:
         started = self.timer()
         with self.store.within(PRUNE_TIMEOUT):
             self.store.ensure_indexes()  # a database from before the count: counted before the delete
-            deleted = self.store.prune_questions(now - self.keep, now)
-        return Prune(now - self.keep, deleted, self.timer() - started)
+            deleted = self.store.prune_questions(now - self.keep, now, self.batch)
+        return Prune(now - self.keep, deleted, self.timer() - started, deleted < self.batch)
 
     def prune_if_due(self, may_prune):
         """A Prune if one was due and may_prune() allowed it (the lease is ours), else None."""
@@ -118,10 +124,11 @@ class RetentionThread:
             return None
         if done is not None:
             logger.info(
-                "retention: deleted %d questions first fetched before %s UTC, in %.1f s",
+                "retention: deleted %d questions first fetched before %s UTC, in %.1f s%s",
                 done.deleted,
                 f"{done.before:%Y-%m-%d %H:%M}",
                 done.seconds,
+                "" if done.complete else f"; more in {self.check_seconds:g} s",
             )
         return done
 
