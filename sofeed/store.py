@@ -378,9 +378,10 @@ class Store:
 
     def _delete_batch(self, batch, done):
         ids = batch["ids"]
-        # `questions` first: a writer that still finds a question in `recent` takes it as known.
-        self.questions.delete_many({"_id": {"$in": ids}})
-        self.recent.delete_many({"_id": {"$in": ids}})
+        if ids:  # on FerretDB even a delete of nothing scans `questions`
+            # `questions` first: a writer that still finds a question in `recent` takes it as known.
+            self.questions.delete_many({"_id": {"$in": ids}})
+            self.recent.delete_many({"_id": {"$in": ids}})
         # Counted once, even if a stop between this and the next line makes the next prune finish it.
         counted = {"$inc": {"count": len(ids)}, "$set": {"batch": batch["batch"], **done}}
         self.changes.update_one({"_id": PRUNED, "batch": {"$ne": batch["batch"]}}, counted)
