@@ -366,26 +366,30 @@ class Store:
         scheduler that holds the crawl lease runs them.
         """
         pending = self.db[PRUNING].find_one({"_id": PRUNED})
-        if pending is not None:
-            self._delete_batch(pending, {})
+        if pending is not None:  # cut short: it deleted all of its batch or none, and counted none
+            self._delete_batch(pending, {}, counting=len(pending["ids"]))
         old = self.questions.find({"fetched": {"$lt": before}}, {"_id": 1}).limit(limit)
         batch = {"_id": PRUNED, "batch": ObjectId(), "ids": [doc["_id"] for doc in old]}
         self.changes.update_one({"_id": PRUNED}, {"$setOnInsert": {"count": 0}}, upsert=True)
         self.db[PRUNING].replace_one({"_id": PRUNED}, batch, upsert=True)
         complete = len(batch["ids"]) < limit
-        self._delete_batch(batch, {"last": now, "before": before} if complete else {})
-        return len(batch["ids"])
+        return self._delete_batch(batch, {"last": now, "before": before} if complete else {})
 
-    def _delete_batch(self, batch, done):
-        ids = batch["ids"]
+    def _delete_batch(self, batch, done, counting=None):
+        """Delete a batch's questions and count them (`counting` of them, else what this delete removed)."""
+        ids, deleted = batch["ids"], 0
         if ids:  # on FerretDB even a delete of nothing scans `questions`
             # `questions` first: a writer that still finds a question in `recent` takes it as known.
-            self.questions.delete_many({"_id": {"$in": ids}})
+            deleted = self.questions.delete_many({"_id": {"$in": ids}}).deleted_count
             self.recent.delete_many({"_id": {"$in": ids}})
-        # Counted once, even if a stop between this and the next line makes the next prune finish it.
-        counted = {"$inc": {"count": len(ids)}, "$set": {"batch": batch["batch"], **done}}
+        # What this delete removed, not len(ids): a second prune at the same moment (a lease
+        # lost in a stall) counts what it removed itself. Counted once, even if a stop between
+        # this line and the next makes the next prune finish the batch.
+        counted = {"$inc": {"count": deleted if counting is None else counting}}
+        counted["$set"] = {"batch": batch["batch"], **done}
         self.changes.update_one({"_id": PRUNED, "batch": {"$ne": batch["batch"]}}, counted)
         self.db[PRUNING].delete_one({"_id": PRUNED})
+        return deleted
 
     def last_prune(self):
         """When retention last ran (an aware datetime), or None."""

@@ -292,7 +292,7 @@ def test_a_prune_with_nothing_to_delete_counts_nothing_and_notes_when_it_ran(sto
 class StoppedMidPrune(Store):
     """A scheduler stopped in the middle of a prune: `questions` lost the old ones, nothing else happened."""
 
-    def _delete_batch(self, batch, done):
+    def _delete_batch(self, batch, done, counting=None):
         self.questions.delete_many({"_id": {"$in": batch["ids"]}})
         raise KeyboardInterrupt
 
@@ -300,9 +300,9 @@ class StoppedMidPrune(Store):
 class StoppedAfterCounting(Store):
     """A scheduler stopped at the very end of a prune: deleted and counted, still noted as pending."""
 
-    def _delete_batch(self, batch, done):
+    def _delete_batch(self, batch, done, counting=None):
         pending = self.db[store_module.PRUNING].find_one()
-        super()._delete_batch(batch, done)
+        super()._delete_batch(batch, done, counting)
         self.db[store_module.PRUNING].insert_one(pending)
         raise KeyboardInterrupt
 
@@ -318,6 +318,27 @@ def test_a_prune_cut_short_is_finished_and_counted_once_by_the_next_one(store, s
     assert store.questions.count_documents({}) == 5  # the old ones are gone
 
     assert store.prune_questions(now - 10 * DAY, now) == 2  # the next prune reaches further back
+
+    assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
+    assert store.count_questions() == store.questions.count_documents({}) == 3
+
+
+class PrunedBesideAnother(Store):
+    """A scheduler whose prune runs beside another's (its lease lost in a stall): the other deletes first."""
+
+    def _delete_batch(self, batch, done, counting=None):
+        if batch["ids"]:
+            Store(self.client, self.db.name).prune_questions(self.before, datetime.now(UTC))
+        return super()._delete_batch(batch, done, counting)
+
+
+def test_two_prunes_at_once_count_each_question_once(store):
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 8))
+    late = PrunedBesideAnother(store.client, store.db.name)
+    late.before = datetime.now(UTC) - 30 * DAY
+
+    assert late.prune_questions(late.before, datetime.now(UTC)) == 0  # the other one deleted them
 
     assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
     assert store.count_questions() == store.questions.count_documents({}) == 3
