@@ -1,10 +1,10 @@
 """Retention: the scheduler deletes questions first fetched more than SOFEED_KEEP_DAYS ago, once a day.
 
 Off unless SOFEED_KEEP_DAYS is set: deleting a mirror's history is for its
-owner to choose (README, "Deploying"). A prune scans `questions` on FerretDB
-(seconds at 100,000 questions, bench/prune.py), so it runs in a thread of its
-own, never on the reactor nor inside a crawl, and only in the scheduler that
-holds the crawl lease. When it last ran is kept in the database, so neither a
+owner to choose (README, "Retention"). A prune scans `questions` on FerretDB
+(minutes at 100,000 questions on a busy machine here, bench/prune.py), so it
+runs in a thread of its own, never on the reactor nor inside a crawl, and
+only in the scheduler that holds the crawl lease. When it last ran is kept in the database, so neither a
 restart nor a standby taking over prunes again within the day. A prune
 deletes at most PRUNE_BATCH questions; a mirror that turns retention on
 with a long history behind it is pruned a batch at each look, every few
@@ -29,8 +29,8 @@ SETTING = "SOFEED_KEEP_DAYS"
 EVERY = timedelta(days=1)
 # The thread looks whether a prune is due this many crawl intervals apart (5 min at 30 s).
 CHECK_INTERVALS = 10
-# A prune's database calls may take this long: on FerretDB each scans `questions`, which
-# took close to a minute at 100,000 questions on a busy machine here (bench/prune.py).
+# A prune's database calls may take this long in all: on FerretDB each scans `questions`,
+# and a prune took minutes at 100,000 questions on a busy machine here (bench/prune.py).
 PRUNE_TIMEOUT = 3600.0
 
 
