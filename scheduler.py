@@ -19,6 +19,7 @@ import threading
 from pymongo.errors import ConfigurationError
 from scrapy.utils.reactor import install_reactor
 
+from sofeed.scheduling.retention import keep_days, start_retention
 from sofeed.sources import split_urls
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -69,6 +70,10 @@ def parse_options(argv=None, environ=os.environ):
             options.interval = positive_seconds(options.interval)
         except argparse.ArgumentTypeError as error:
             parser.error(f"SOFEED_INTERVAL: {error}")
+    try:
+        options.keep_days = keep_days(environ)
+    except ValueError as error:
+        parser.error(str(error))
     # Empty: the default source (sofeed/scheduling/default_source.py).
     options.feed_urls = split_urls(options.feed_urls or environ.get("SOFEED_FEED_URLS", ""))
     return options
@@ -148,6 +153,8 @@ def main(argv=None):
     loop = CrawlLoop(
         runner, store, options.feed_urls, options.interval, reactor, lease=lease, default=default
     )
+    if lease is not None and options.keep_days:  # retention: in a thread of its own, by the lease holder
+        start_retention(store, lease, options.interval, options.keep_days)
     try:
         if options.once:
             return run_once(loop, reactor)

@@ -11,7 +11,11 @@ Collections:
              app reads this small collection, never `questions` itself.
   changes    one document, "questions": the question count, and a version
              bumped after each new question, so readers learn of new
-             questions from one small document.
+             questions from one small document; and "pruned": how many
+             questions retention deleted, and when it last ran. The count
+             of stored questions is the first count less the second: each
+             document has one kind of writer, because FerretDB loses
+             updates that race on one document.
   sources    one document per source URL: an Atom feed's HTTP validators and
              Retry-After, an API source's quota, backoff and fromdate.
   crawls     one document per source URL: the scheduler's last crawl of it.
@@ -20,6 +24,8 @@ Collections:
              so that API sources ask more often while someone watches.
   crawl_totals  one document per feed URL: crawls by outcome and questions by
              kind since the database began, for /metrics.
+  pruning    while a prune runs, the ids it deletes: kept out of `changes`,
+             which readers read several times a second.
 
 On FerretDB (SQLite) an insert and its duplicate-key check use the `_id`
 index, but every query, update or count scans the collection (0.3 to 12 s
@@ -36,6 +42,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pymongo
+from bson import ObjectId
 from pymongo import DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import ConfigurationError, DuplicateKeyError
 
@@ -44,6 +51,8 @@ logger = logging.getLogger(__name__)
 QUESTIONS = "questions"
 RECENT = "recent"
 CHANGES = "changes"
+PRUNED = "pruned"  # the retention's document in `changes`
+PRUNING = "pruning"
 SOURCES = "sources"
 CRAWLS = "crawls"
 LEASES = "leases"
@@ -59,6 +68,10 @@ VISIBILITY_LAG = timedelta(milliseconds=500)
 # How many of the newest questions `recent` keeps (a little more between trims).
 RECENT_KEEP = 1000
 RECENT_TRIM_EVERY = 100
+# A prune deletes at most this many questions at a time: FerretDB deletes a
+# command's documents in one SQL statement, and SQLite refuses one with more
+# than 32,766 variables (here 30,000 were deleted at once, 33,000 refused).
+PRUNE_BATCH = 10_000
 # A question in `questions` but missing from `recent` this long after its
 # `fetched`, while `recent` reaches back that far, was never announced: its
 # writer died between the insert and the announcement. (A live writer
@@ -329,9 +342,9 @@ class Store:
         return list(cursor)
 
     def count_questions(self):
-        """How many questions are stored, as counted by the writers."""
-        marker = self.changes.find_one({"_id": QUESTIONS}, {"count": 1}) or {}
-        return marker.get("count", 0)
+        """How many questions are stored: as counted by the writers, less what retention deleted."""
+        counts = {doc["_id"]: doc.get("count", 0) for doc in self.changes.find({}, {"count": 1})}
+        return counts.get(QUESTIONS, 0) - counts.get(PRUNED, 0)
 
     # The scheduler's records: one status document per feed, and its lease.
 
@@ -352,17 +365,48 @@ class Store:
 
     # Retention: questions first fetched before a cutoff are deleted, off the crawl's path.
 
-    def prune_questions(self, before):
-        """Delete the questions first fetched before `before` (an aware datetime); returns how many.
+    def prune_questions(self, before, now, limit=PRUNE_BATCH):
+        """Delete up to `limit` of the questions first fetched before `before`; returns how many.
 
-        `recent` loses the same ones and the count in `changes` drops by as
-        many, so readers stay right. On FerretDB the delete scans `questions`.
+        Fewer than `limit` means none is left before `before`: the prune is
+        complete, and `now` is kept as its time (last_prune()). `recent`
+        loses the same questions, and the "pruned" document in `changes`
+        counts them, so count_questions() and the page stay right. Their ids
+        are noted as pending until the delete is done: a prune cut short
+        (its process stopped in the middle) is finished and counted by the
+        next one. On FerretDB, finding them and deleting them each scan
+        `questions` (bench/prune.py measures it). One prune at a time: the
+        scheduler that holds the crawl lease runs them.
         """
-        deleted = self.questions.delete_many({"fetched": {"$lt": before}}).deleted_count
-        self.recent.delete_many({"fetched": {"$lt": before}})
-        if deleted:
-            self.changes.update_one({"_id": QUESTIONS}, {"$inc": {"count": -deleted}})
+        pending = self.db[PRUNING].find_one({"_id": PRUNED})
+        if pending is not None:  # cut short: it deleted all of its batch or none, and counted none
+            self._delete_batch(pending, {}, counting=len(pending["ids"]))
+        old = self.questions.find({"fetched": {"$lt": before}}, {"_id": 1}).limit(limit)
+        batch = {"_id": PRUNED, "batch": ObjectId(), "ids": [doc["_id"] for doc in old]}
+        self.changes.update_one({"_id": PRUNED}, {"$setOnInsert": {"count": 0}}, upsert=True)
+        self.db[PRUNING].replace_one({"_id": PRUNED}, batch, upsert=True)
+        complete = len(batch["ids"]) < limit
+        return self._delete_batch(batch, {"last": now, "before": before} if complete else {})
+
+    def _delete_batch(self, batch, done, counting=None):
+        """Delete a batch's questions and count them (`counting` of them, else what this delete removed)."""
+        ids, deleted = batch["ids"], 0
+        if ids:  # on FerretDB even a delete of nothing scans `questions`
+            # `questions` first: a writer that still finds a question in `recent` takes it as known.
+            deleted = self.questions.delete_many({"_id": {"$in": ids}}).deleted_count
+            self.recent.delete_many({"_id": {"$in": ids}})
+        # What this delete removed, not len(ids): a second prune at the same moment (a lease
+        # lost in a stall) counts what it removed itself. Counted once, even if a stop between
+        # this line and the next makes the next prune finish the batch.
+        counted = {"$inc": {"count": deleted if counting is None else counting}}
+        counted["$set"] = {"batch": batch["batch"], **done}
+        self.changes.update_one({"_id": PRUNED, "batch": {"$ne": batch["batch"]}}, counted)
+        self.db[PRUNING].delete_one({"_id": PRUNED})
         return deleted
+
+    def last_prune(self):
+        """When retention last ran (an aware datetime), or None."""
+        return (self.changes.find_one({"_id": PRUNED}, {"last": 1}) or {}).get("last")
 
     def crawl_statuses(self):
         """The latest crawl of every feed, most recent first."""

@@ -16,7 +16,7 @@ from pymongo import MongoClient
 
 from sofeed.store import Store
 from tests.helpers import ROOT, CrawlResult
-from tests.processes import PrivateFerretDB
+from tests.processes import PrivateFerretDB, stop
 from tools import localdb
 from tools.sim.feed_server import FeedServer
 
@@ -31,9 +31,7 @@ def mongo_uri(tmp_path_factory):
     with open(folder / "ferretdb.log", "w") as log:
         process, uri = localdb.launch(folder / "data", log=log, tied=True)
         yield uri
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdin.close()
+        stop(process)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 the crawl subprocess reports."""
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from scrapy.utils.test import get_crawler
 from sofeed import settings as project_settings
 from sofeed.middlewares import FEED_META
 from sofeed.spiders.sofeed import SofeedSpider
-from sofeed.store import question_key
+from sofeed.store import Store, StrictClock, question_key
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -47,6 +48,12 @@ def save_numbered(store, n, **changes):
     fields = question_fields(**changes)
     store.save_question(fields)
     return store.questions.find_one({"_id": question_key(fields["entry_id"])})
+
+
+def save_days_ago(store, days, numbers):
+    """Save questions numbered `numbers` as a writer whose clock is `days` behind; returns their _ids."""
+    past = Store(store.client, store.db.name, clock=StrictClock(now=lambda: time.time() - days * 86400))
+    return [save_numbered(past, n)["_id"] for n in numbers]
 
 
 def make_spider(**settings):

@@ -5,6 +5,7 @@ servers and its static folder replaced; a small main config around it keeps
 every file nginx writes in a folder of the test's own, so it runs as any user.
 """
 
+import re
 import shutil
 import socket
 import subprocess
@@ -12,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from tests.helpers import ROOT
-from tests.processes import http, wait_until
+from tests.processes import http
+from tools import launcher
 
 NGINX = "/usr/sbin/nginx"
 SITE = ROOT / "deploy" / "nginx" / "sofeed.conf"
@@ -38,14 +40,22 @@ http {{
 """
 
 
+# The upstream's one shipped server line; the test repeats it, parameters and all, per gunicorn.
+_SERVER_LINE = re.compile(r"^(?P<indent>[ \t]*)server 127\.0\.0\.1:8000(?P<parameters>[^;]*);$", re.MULTILINE)
+
+
 def render_site(port, upstreams, static=STATIC):
     """The shipped site file with this run's port, gunicorn addresses and static folder."""
     text = SITE.read_text()
-    for token in ("listen 80;", "server 127.0.0.1:8000 ", "/opt/sofeed/webapp/static/"):
+    for token in ("listen 80;", "/opt/sofeed/webapp/static/"):
         if text.count(token) != 1:
             raise AssertionError(f"{SITE} must contain {token!r} exactly once: the test replaces it")
-    servers = "".join(f"server {address} " + ("max_fails=1 fail_timeout=5s;\n    ") for address in upstreams)
-    text = text.replace("server 127.0.0.1:8000 max_fails=1 fail_timeout=5s;\n    ", servers)
+    lines = _SERVER_LINE.findall(text)
+    if len(lines) != 1:
+        raise AssertionError(f"{SITE} must have one line 'server 127.0.0.1:8000 ...;': the test replaces it")
+    [(indent, parameters)] = lines
+    servers = "\n".join(f"{indent}server {address}{parameters};" for address in upstreams)
+    text = _SERVER_LINE.sub(lambda _: servers, text)
     text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
     return text.replace("/opt/sofeed/webapp/static/", f"{static}/")
 
@@ -72,11 +82,12 @@ class Nginx:
         checked = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True)
         if checked.returncode != 0:
             raise RuntimeError(f"nginx rejects {SITE}: {checked.stderr}")
-        self.log = open(self.prefix / "nginx.out", "w")  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        wait_until(lambda: self._answers(), what="nginx answering")
+        with open(self.prefix / "nginx.out", "w") as log:
+            self.part = launcher.start(
+                "nginx", command, ready=self._answers, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
 
-    def _answers(self):
+    def _answers(self, _part=None):
         try:
             status, _ = http(self.url + "/static/favicon.svg", timeout=2)
         except OSError:
@@ -87,8 +98,5 @@ class Nginx:
         return (self.prefix / "error.log").read_text() if (self.prefix / "error.log").exists() else ""
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()  # a fast shutdown
-            self.process.wait(timeout=10)
-        self.log.close()
+        self.part.stop()  # SIGTERM: nginx's fast shutdown
         shutil.rmtree(self.prefix, ignore_errors=True)

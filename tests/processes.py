@@ -95,22 +95,27 @@ def start_logged(name, command, log, environment, **popen):
     )
 
 
-def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=()):
-    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it."""
+def start_scheduler(feed_url, mongo_uri, database, log, interval=1.0, more_feeds=(), **settings):
+    """scheduler.py crawling feed_url (and more_feeds) every interval seconds, as `make demo` runs it.
+
+    With feed_url None, no source is configured: the scheduler reads the default source.
+    Any other setting as the environment gives it: KEEP_DAYS=30 is SOFEED_KEEP_DAYS=30.
+    """
     command = [sys.executable, "scheduler.py", "--interval", str(interval)]
-    for url in (feed_url, *more_feeds):
+    for url in (feed_url, *more_feeds) if feed_url else ():
         command += ["--feed-url", url]
     # The test's environment otherwise: a test may set an API key there for the scheduler.
     environment = dict(os.environ, MONGO_URI=mongo_uri, MONGO_DATABASE=database)
     environment.pop("SOFEED_FEED_URLS", None)
+    environment.update((f"SOFEED_{name}", str(value)) for name, value in settings.items())
     return start_logged("scheduler.py", command, log, environment).process
 
 
-def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0):
+def launch_scheduler(feed_urls, mongo_uri, database, log_path, interval=1.0, **settings):
     """start_scheduler for several feeds, its output in a new file at log_path; returns a Scheduler."""
-    first, *more = feed_urls
+    first, *more = feed_urls or [None]  # none: the default source
     with open(log_path, "w") as log:
-        process = start_scheduler(first, mongo_uri, database, log, interval, more)
+        process = start_scheduler(first, mongo_uri, database, log, interval, more, **settings)
     return Scheduler(process, log_path)
 
 
@@ -357,7 +362,5 @@ class PrivateFerretDB:
 
     def stop(self):
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
-            self.process.stdin.close()
+            stop(self.process)
             self.process = None

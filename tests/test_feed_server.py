@@ -1,6 +1,5 @@
 import json
 import re
-import subprocess
 import sys
 import time
 import urllib.error
@@ -8,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import ROOT, feed_response, make_spider, parse
+from tests.helpers import feed_response, make_spider, parse
+from tools import launcher
 from tools.sim.feed_server import FEED_SIZE, FeedServer, GrowingFeed, Reply
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -128,21 +128,12 @@ def test_robots_txt_allows_everything_and_other_paths_are_404(served):
 
 
 def test_the_command_prints_its_feed_url_first_and_publishes_on_its_own():
-    process = subprocess.Popen(
-        [sys.executable, "tools/sim/feed_server.py", "--port", "0", "--every", "0.2"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = process.stdout.readline().strip()
+    command = [sys.executable, "tools/sim/feed_server.py", "--port", "0", "--every", "0.2"]
+    with launcher.start("the feed server", command, first_line=True) as server:
+        url = server.first_line
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/feeds", url)
         _, headers, _ = fetch(url)
         deadline = time.monotonic() + 10
         while fetch(url, headers={"If-None-Match": headers["ETag"]})[0] == 304:
             assert time.monotonic() < deadline, "no new question within 10 s"
             time.sleep(0.05)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()

@@ -13,7 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 from sofeed.store import Store
 from tests.browser import launch_chromium
 from tests.nginx import STATIC, Nginx
-from tests.processes import FeedSimulator, WebApp, http, start_scheduler, wait_until
+from tests.processes import FeedSimulator, WebApp, http, start_scheduler, stop, wait_until
 
 pytestmark = pytest.mark.check
 
@@ -46,8 +46,7 @@ class Site:
         for part in (self.nginx, self.web):
             if part is not None:
                 part.stop()
-        self.scheduler.terminate()
-        self.scheduler.wait(timeout=10)
+        stop(self.scheduler)
         self.feed.stop()
         self.store.client.drop_database(self.database)
         self.store.close()

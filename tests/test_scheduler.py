@@ -2,18 +2,14 @@
 feed server and a real FerretDB. Intervals are half a second, so nothing
 waits long; each wait polls for what it needs and gives up after seconds."""
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
 
 from sofeed.store import Store
-from tests.helpers import ROOT
-from tests.processes import Scheduler, wait_until
+from tests.helpers import save_days_ago
+from tests.processes import launch_scheduler, stop, wait_until
 from tools.sim.atom import render_feed, sample_entries
 from tools.sim.feed_server import Reply
 from tools.sim.stackexchange import StackExchangeSimulator, serve_in_thread
@@ -28,22 +24,13 @@ def start_scheduler(mongo_uri, database_name, tmp_path):
 
     def start(*feed_urls, interval=0.5, uri=mongo_uri, **settings):
         log_path = tmp_path / f"scheduler-{len(started)}.log"
-        env = {**os.environ, "MONGO_URI": uri, "MONGO_DATABASE": database_name, "PYTHONUNBUFFERED": "1"}
-        env.update(settings)
-        env.pop("SOFEED_FEED_URLS", None)
-        command = [sys.executable, "scheduler.py", "--interval", str(interval)]
-        for url in feed_urls:
-            command += ["--feed-url", url]
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        started.append(process)
-        return Scheduler(process, log_path)
+        scheduler = launch_scheduler(feed_urls, uri, database_name, log_path, interval, **settings)
+        started.append(scheduler)
+        return scheduler
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    for scheduler in started:
+        stop(scheduler.process)
 
 
 def stored_ids(store):
@@ -183,13 +170,7 @@ def test_two_schedulers_one_database_one_crawls_and_the_standby_takes_over_after
     # How soon it takes over is the lease's (tests/test_scheduling.py, with an injected clock).
     wait_until(lambda: latest_crawl(store).get("pid") == second.process.pid)
     assert len(second.lines("active: this scheduler")) == 1
-    assert log_time(first.crawl_lines()[-1]) < log_time(second.crawl_lines()[0])
-
-
-def log_time(line):
-    """The epoch time of a scheduler log line ("2026-01-01 12:00:00,123 INFO ...")."""
-    stamp = time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
-    return time.mktime(stamp) + int(line[20:23]) / 1000
+    assert first.crawls()[-1].ended < second.crawls()[0].ended
 
 
 def test_a_manual_crawl_while_the_scheduler_runs_stores_no_duplicates(
@@ -215,10 +196,7 @@ def test_with_no_source_configured_a_feed_refused_by_robots_txt_gives_way_to_the
     api = api_url + "?site=stackoverflow"
     try:
         scheduler = start_scheduler(
-            SOFEED_DEFAULT_FEED_URL=feed,
-            SOFEED_DEFAULT_API_URL=api,
-            SOFEED_DEFAULT_FEED_RETRY_SECONDS="3",
-            SOFEED_ROBOTSTXT_KEEP_SECONDS="1",
+            DEFAULT_FEED_URL=feed, DEFAULT_API_URL=api, DEFAULT_FEED_RETRY_SECONDS=3, ROBOTSTXT_KEEP_SECONDS=1
         )
         wait_until(lambda: store.count_questions() == 12, what="the API's twelve questions")
         wait_until(lambda: store.crawls.find_one({"_id": api}), what="the API crawl's record")
@@ -236,3 +214,17 @@ def test_with_no_source_configured_a_feed_refused_by_robots_txt_gives_way_to_the
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.check  # the full tier: waits for the retention thread's first look, ten intervals in
+def test_a_scheduler_with_keep_days_prunes_the_old_questions_in_the_background_while_it_crawls(
+    start_scheduler, feed_server, store
+):
+    save_days_ago(store, 40, range(1000, 1003))
+    url = feed_server.serve_feed("/feeds", render_feed(FIVE))
+    scheduler = start_scheduler(url, KEEP_DAYS=30)
+    wait_until(lambda: store.last_prune() is not None, timeout=60, what="a prune")
+    assert scheduler.lines("retention: deleted 3 questions first fetched before ")
+    assert stored_ids(store) == Counter(entry.entry_id for entry in FIVE)
+    assert store.count_questions() == 5
+    assert scheduler.process.poll() is None

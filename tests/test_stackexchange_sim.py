@@ -1,7 +1,6 @@
 import gzip
 import json
 import re
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -9,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.helpers import ROOT
+from tools import launcher
 from tools.sim.stackexchange import (
     OVERSIZED_BYTES,
     QUOTA_WITH_KEY,
@@ -176,14 +175,9 @@ def test_the_server_records_what_each_request_sent(simulator):
 
 def test_the_command_prints_its_questions_url():
     command = [sys.executable, "tools/sim/stackexchange.py", "--port", "0", "--every", "0"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        url = process.stdout.readline().strip()
+    with launcher.start("the API simulator", command, first_line=True) as simulator:
+        url = simulator.first_line
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/2.3/questions?site=stackoverflow")
         with urllib.request.urlopen(url, timeout=5) as response:
             assert len(json.loads(gzip.decompress(response.read()))["items"]) == 30
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()

@@ -8,7 +8,7 @@ from pymongo.errors import ConfigurationError
 
 from sofeed import store as store_module
 from sofeed.store import Store, StrictClock, question_key
-from tests.helpers import question_fields
+from tests.helpers import question_fields, save_days_ago
 
 QUESTION = question_fields()
 
@@ -230,3 +230,129 @@ def test_a_question_another_writer_is_still_announcing_is_left_to_it(store):
     assert store.save_question(QUESTION) is False
     assert store.recent.count_documents({}) == 0
     assert store.change_version() == 0
+
+
+# Retention: Store.prune_questions, which the scheduler runs (sofeed/scheduling/retention.py).
+
+DAY = timedelta(days=1)
+
+
+def test_a_prune_deletes_the_questions_fetched_before_the_cutoff_from_questions_recent_and_the_count(store):
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 8))
+    version = store.change_version()
+    now = datetime.now(UTC)
+
+    assert store.prune_questions(now - 30 * DAY, now) == 5
+
+    assert sorted(doc["_id"] for doc in store.questions.find()) == sorted(kept)
+    assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]  # newest first
+    assert store.count_questions() == 3
+    assert store.change_version() == version  # nothing new for the pages to fetch
+    assert abs(store.last_prune() - now) < timedelta(milliseconds=1)
+
+
+def test_questions_saved_after_a_prune_are_counted_and_shown_with_the_kept_ones(store):
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 8))
+    now = datetime.now(UTC)
+    store.prune_questions(now - 30 * DAY, now)
+
+    version = store.change_version()
+    assert store.save_question(question_fields(entry_id="https://stackoverflow.com/q/9")) is True
+    assert store.save_question(question_fields(entry_id="https://stackoverflow.com/q/7")) is False
+    assert store.count_questions() == store.questions.count_documents({}) == 4
+    newest = store.recent_questions()
+    assert [doc["_id"] for doc in newest[1:]] == kept[::-1]
+    assert store.change_version() == version + 1
+
+
+def test_recent_still_holds_the_newest_questions_after_a_prune(store, monkeypatch):
+    monkeypatch.setattr(store_module, "RECENT_KEEP", 3)
+    monkeypatch.setattr(store_module, "RECENT_TRIM_EVERY", 5)
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 10))
+    now = datetime.now(UTC)
+
+    assert store.prune_questions(now - 30 * DAY, now) == 5
+
+    assert [doc["_id"] for doc in store.recent_questions()][:3] == kept[::-1][:3]
+    assert store.count_questions() == store.questions.count_documents({}) == 5
+
+
+def test_a_prune_with_nothing_to_delete_counts_nothing_and_notes_when_it_ran(store):
+    save_days_ago(store, 2, range(3))
+    now = datetime.now(UTC)
+    assert store.last_prune() is None
+    assert store.prune_questions(now - 30 * DAY, now) == 0
+    assert store.count_questions() == 3
+    assert store.last_prune() is not None
+
+
+class StoppedMidPrune(Store):
+    """A scheduler stopped in the middle of a prune: `questions` lost the old ones, nothing else happened."""
+
+    def _delete_batch(self, batch, done, counting=None):
+        self.questions.delete_many({"_id": {"$in": batch["ids"]}})
+        raise KeyboardInterrupt
+
+
+class StoppedAfterCounting(Store):
+    """A scheduler stopped at the very end of a prune: deleted and counted, still noted as pending."""
+
+    def _delete_batch(self, batch, done, counting=None):
+        pending = self.db[store_module.PRUNING].find_one()
+        super()._delete_batch(batch, done, counting)
+        self.db[store_module.PRUNING].insert_one(pending)
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("stopped", [StoppedMidPrune, StoppedAfterCounting])
+def test_a_prune_cut_short_is_finished_and_counted_once_by_the_next_one(store, stopped):
+    save_days_ago(store, 40, range(5))
+    save_days_ago(store, 20, range(5, 7))
+    kept = save_days_ago(store, 2, range(7, 10))
+    now = datetime.now(UTC)
+    with pytest.raises(KeyboardInterrupt):
+        stopped(store.client, store.db.name).prune_questions(now - 30 * DAY, now)
+    assert store.questions.count_documents({}) == 5  # the old ones are gone
+
+    assert store.prune_questions(now - 10 * DAY, now) == 2  # the next prune reaches further back
+
+    assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
+    assert store.count_questions() == store.questions.count_documents({}) == 3
+
+
+class PrunedBesideAnother(Store):
+    """A scheduler whose prune runs beside another's (its lease lost in a stall): the other deletes first."""
+
+    def _delete_batch(self, batch, done, counting=None):
+        if batch["ids"]:
+            Store(self.client, self.db.name).prune_questions(self.before, datetime.now(UTC))
+        return super()._delete_batch(batch, done, counting)
+
+
+def test_two_prunes_at_once_count_each_question_once(store):
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 8))
+    late = PrunedBesideAnother(store.client, store.db.name)
+    late.before = datetime.now(UTC) - 30 * DAY
+
+    assert late.prune_questions(late.before, datetime.now(UTC)) == 0  # the other one deleted them
+
+    assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
+    assert store.count_questions() == store.questions.count_documents({}) == 3
+
+
+def test_a_prune_deletes_at_most_its_limit_and_is_complete_only_when_nothing_older_is_left(store):
+    save_days_ago(store, 40, range(5))
+    kept = save_days_ago(store, 2, range(5, 8))
+    now = datetime.now(UTC)
+
+    assert store.prune_questions(now - 30 * DAY, now, limit=3) == 3
+    assert (store.count_questions(), store.last_prune()) == (5, None)  # two old ones left
+    assert store.prune_questions(now - 30 * DAY, now, limit=3) == 2
+    assert store.last_prune() is not None
+
+    assert [doc["_id"] for doc in store.recent_questions()] == kept[::-1]
+    assert store.count_questions() == store.questions.count_documents({}) == 3

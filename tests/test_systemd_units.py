@@ -88,3 +88,19 @@ def test_only_the_database_unit_may_write_to_disk_and_the_web_app_gets_a_fresh_m
     assert "ReadWritePaths" not in scheduler
     assert web["RuntimeDirectory"] == "sofeed-web"
     assert web["Environment"] == "PROMETHEUS_MULTIPROC_DIR=/run/sofeed-web"
+
+
+def test_systemd_sysusers_makes_the_sofeed_user_and_group_the_units_run_as(tmp_path):
+    (tmp_path / "etc").mkdir()
+    made = subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", str(UNITS / "sofeed.sysusers")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    [user] = [
+        line for line in (tmp_path / "etc" / "passwd").read_text().splitlines() if line.startswith("sofeed:")
+    ]
+    assert user.endswith(":/opt/sofeed:/usr/sbin/nologin")
+    assert any(line.startswith("sofeed:") for line in (tmp_path / "etc" / "group").read_text().splitlines())

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import save_days_ago
+
 FEED = "https://stackoverflow.com/feeds"
 
 
@@ -62,6 +64,20 @@ def test_metrics_report_the_api_quota_only_when_a_crawl_recorded_one(client, sto
     api = "https://api.stackexchange.com/2.3/questions"
     store.record_crawl(api, crawl_record("ok", datetime.now(UTC), quota_remaining=9876))
     assert value(scrape(client), "sofeed_api_quota_remaining", source=api) == 9876
+
+
+def test_metrics_report_the_stored_questions_and_the_last_prune_once_there_was_one(client, store):
+    save_days_ago(store, 40, range(2))
+    save_days_ago(store, 1, range(2, 5))
+    samples = scrape(client)
+    assert value(samples, "sofeed_questions_stored") == 5
+    assert ("sofeed_seconds_since_last_prune", ()) not in samples
+
+    now = datetime.now(UTC)
+    store.prune_questions(now - timedelta(days=30), now - timedelta(seconds=90))
+    samples = scrape(client)
+    assert value(samples, "sofeed_questions_stored") == 3
+    assert 90 <= value(samples, "sofeed_seconds_since_last_prune") < 150
 
 
 def test_metrics_count_update_requests_by_status_and_time_them(client):

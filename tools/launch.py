@@ -18,49 +18,24 @@ its own database (sofeed_demo).
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import localdb  # noqa: E402 (needs the path above when run as a script)
+from tools import launcher, localdb  # noqa: E402 (needs the path above when run as a script)
 
 VENV_BIN = Path(sys.executable).parent
 LOCAL_LISTEN = localdb.DEFAULT_LISTEN
+# gunicorn answers within seconds; a first start on a loaded machine may take longer.
+PAGE_TIMEOUT = 60.0
 
 
-class Launcher:
-    def __init__(self):
-        self.children = []  # (name, Popen), in start order
-
-    def start(self, name, command, env=None, **popen):
-        # Own session: Ctrl-C reaches only us, and we stop the parts in order.
-        process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, **popen)
-        self.children.append((name, process))
-        return process
-
-    def stop_all(self, timeout=8):
-        for _name, process in reversed(self.children):
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + timeout
-        for name, process in reversed(self.children):
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in {timeout} s; killing it", file=sys.stderr)
-                process.kill()
-                process.wait()
-
-    def dead(self):
-        return [(name, process.returncode) for name, process in self.children if process.poll() is not None]
-
-
-def database(launcher, log_folder):
+def database(parts, log_folder):
     """MONGO_URI, or the local FerretDB: one already answering, or one we start."""
     if os.environ.get("MONGO_URI"):
         return os.environ["MONGO_URI"]
@@ -70,22 +45,41 @@ def database(launcher, log_folder):
         return uri
     log = open(log_folder / "ferretdb.log", "a")  # noqa: SIM115 (open for as long as the server runs)
     process, uri = localdb.launch(log_folder / "ferretdb", listen=LOCAL_LISTEN, log=log, tied=True)
-    launcher.children.append(("FerretDB", process))
+    parts.append(launcher.Part("FerretDB", process))
     print(f"FerretDB (SQLite backend) answers at {uri}; data in var/ferretdb")
     return uri
 
 
-def wait_for_page(url, launcher, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not launcher.dead():
+def page_answers(url):
+    """A ready() check: the app answers /healthz, 503 included (up, but the database is not yet)."""
+
+    def answers(_part):
         try:
             with urllib.request.urlopen(url + "healthz", timeout=2):
                 return True
-        except OSError as error:
-            if getattr(error, "code", None) == 503:  # up, but the database is not (yet)
-                return True
-            time.sleep(0.2)
-    return False
+        except urllib.error.HTTPError as error:
+            return error.code == 503
+        except OSError:
+            return False
+
+    return answers
+
+
+def start_simulators(parts, env):
+    """The demo's feed and API simulators; returns the feed URLs for the scheduler."""
+    feed = launcher.start(
+        "the feed simulator",
+        [sys.executable, "tools/sim/feed_server.py", "--port", "0", "--every", "4"],
+        first_line=True,
+        env=env,
+    )
+    parts.append(feed)
+    print(f"the feed simulator publishes a question every 4 s at {feed.first_line}")
+    command = ["tools/sim/stackexchange.py", "--port", "0", "--every", "6", "--mirror", feed.first_line]
+    api = launcher.start("the API simulator", [sys.executable, *command], first_line=True, env=env)
+    parts.append(api)
+    print(f"the API simulator lists the feed's questions and its own, one every 6 s, at {api.first_line}")
+    return [feed.first_line, api.first_line]
 
 
 def main(argv=None):
@@ -98,57 +92,36 @@ def main(argv=None):
     port = os.environ.get("SOFEED_PORT", "8000")
     url = f"http://{host}:{port}/"
 
-    launcher = Launcher()
-    stopping = []
+    parts = []  # in start order; stopped last first
+    stopping, failure = [], None
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     try:
-        env = {**os.environ, "MONGO_URI": database(launcher, var), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "MONGO_URI": database(parts, var), "PYTHONUNBUFFERED": "1"}
         scheduler = [sys.executable, "scheduler.py"]
         if options.demo:
             env.setdefault("MONGO_DATABASE", "sofeed_demo")
-            feedsim = launcher.start(
-                "the feed simulator",
-                [sys.executable, "tools/sim/feed_server.py", "--port", "0", "--every", "4"],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            feed_url = feedsim.stdout.readline().strip()
-            print(f"the feed simulator publishes a question every 4 s at {feed_url}")
-            apisim = launcher.start(
-                "the API simulator",
-                [
-                    sys.executable,
-                    "tools/sim/stackexchange.py",
-                    "--port",
-                    "0",
-                    "--every",
-                    "6",
-                    "--mirror",
-                    feed_url,
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            api_url = apisim.stdout.readline().strip()
-            print(f"the API simulator lists the feed's questions and its own, one every 6 s, at {api_url}")
-            scheduler += ["--interval", "5", "--feed-url", feed_url, "--feed-url", api_url]
-        launcher.start("the scheduler", scheduler, env=env)
-        launcher.start(
-            "the web app",
-            [str(VENV_BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py", "webapp:create_app()"],
-            env=env,
-        )
-        if wait_for_page(url, launcher):
-            print(f"\n  sofeed is up: {url}   (Ctrl-C stops it)\n", flush=True)
-        while not stopping and not launcher.dead():
+            scheduler += ["--interval", "5"]
+            for feed in start_simulators(parts, env):
+                scheduler += ["--feed-url", feed]
+        parts.append(launcher.start("the scheduler", scheduler, env=env))
+        gunicorn = [str(VENV_BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py", "webapp:create_app()"]
+        web = launcher.start("the web app", gunicorn, ready=page_answers(url), timeout=PAGE_TIMEOUT, env=env)
+        parts.append(web)
+        print(f"\n  sofeed is up: {url}   (Ctrl-C stops it)\n", flush=True)
+        while not stopping and all(part.running for part in parts):
             time.sleep(0.2)
+    except RuntimeError as error:  # a part that did not come up; launcher.start stopped it
+        failure = error
     finally:
-        dead = launcher.dead()
-        launcher.stop_all()
-    for name, status in dead:
-        print(f"{name} exited with status {status}; stopped the rest", file=sys.stderr)
-    return 1 if dead and not stopping else 0
+        dead = [part for part in parts if not part.running]
+        for part in reversed(parts):
+            part.stop()
+    if failure is not None:
+        print(f"{failure}; stopped the rest", file=sys.stderr)
+    for part in dead:
+        print(f"{part.name} exited with status {part.process.returncode}; stopped the rest", file=sys.stderr)
+    return 1 if (failure or dead) and not stopping else 0
 
 
 if __name__ == "__main__":

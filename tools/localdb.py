@@ -19,6 +19,10 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import launcher  # noqa: E402 (needs the path above when run as a script)
+
 BINARY = ROOT / "bin" / "ferretdb"
 VAR = ROOT / "var"
 DEFAULT_LISTEN = "127.0.0.1:27017"
@@ -37,7 +41,7 @@ def answers_ping(uri, timeout_ms=500):
 
 
 def launch(data_dir, listen="127.0.0.1:0", log=subprocess.DEVNULL, timeout=15, tied=False):
-    """Start FerretDB in the background; return (process, MongoDB URI).
+    """Start FerretDB in the background; return (process, MongoDB URI) once it answers a ping.
 
     With port 0 the server picks a free port and prints its URI first thing,
     so there is no race for the port between choosing and binding it. A tied
@@ -50,27 +54,23 @@ def launch(data_dir, listen="127.0.0.1:0", log=subprocess.DEVNULL, timeout=15, t
     command = [str(BINARY), "-listen", listen, "-data", str(data_dir)]
     if tied:
         command.append("-stop-on-stdin-eof")
-    process = subprocess.Popen(
+    part = launcher.start(
+        "FerretDB",
         command,
+        ready=_answers_at_its_uri,
+        timeout=timeout,
+        first_line=True,
         stdin=subprocess.PIPE if tied else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
         stderr=log,
         env=env,
-        text=True,
-        start_new_session=True,  # Ctrl-C in the terminal does not reach it
     )
-    uri = process.stdout.readline().strip()
-    process.stdout.close()  # it prints nothing else there
-    if not uri.startswith("mongodb://"):
-        process.kill()
-        raise RuntimeError(f"FerretDB did not start (exit status {process.wait()}); see its log")
-    deadline = time.monotonic() + timeout
-    while not answers_ping(uri):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"FerretDB at {uri} does not answer a ping")
-        time.sleep(0.05)
-    return process, uri
+    return part.process, part.first_line
+
+
+def _answers_at_its_uri(part):
+    if not part.first_line.startswith("mongodb://"):
+        raise RuntimeError(f"FerretDB printed {part.first_line!r} instead of its URI; see its log")
+    return answers_ping(part.first_line)
 
 
 def start(listen=DEFAULT_LISTEN, var=VAR):

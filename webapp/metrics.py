@@ -5,8 +5,8 @@ their latency, stale snapshots served, failed database refreshes) lives in
 prometheus_client's multiprocess files when PROMETHEUS_MULTIPROC_DIR is set
 (webapp/gunicorn_conf.py sets one per run), so whichever worker answers sums
 all of them. What the scheduler owns (crawls, questions, the last good crawl,
-an API quota) is read from its records in the database at scrape time, so it
-is right whichever host or process crawled.
+an API quota, the last prune) is read from its records in the database at
+scrape time, so it is right whichever host or process crawled.
 """
 
 import os
@@ -63,8 +63,9 @@ OBSERVER = RecentObserver()
 class StoreCollector:
     """The scheduler's figures, as read from the database for one scrape."""
 
-    def __init__(self, totals, crawls, now):
+    def __init__(self, totals, crawls, now, stored=None, last_prune=None):
         self.totals, self.crawls, self.now = totals, crawls, now
+        self.stored, self.last_prune = stored, last_prune
 
     def collect(self):
         crawls = CounterMetricFamily(
@@ -97,6 +98,14 @@ class StoreCollector:
             if doc.get("quota_remaining") is not None:
                 quota.add_metric([doc["_id"]], doc["quota_remaining"])
         yield quota
+        if self.stored is not None:
+            yield GaugeMetricFamily("sofeed_questions_stored", "Questions in the database", self.stored)
+        if self.last_prune is not None:
+            yield GaugeMetricFamily(
+                "sofeed_seconds_since_last_prune",
+                "Seconds since retention (SOFEED_KEEP_DAYS) last pruned the questions",
+                max(0.0, self.now - self.last_prune.timestamp()),
+            )
 
 
 def _process_registry():
@@ -136,7 +145,13 @@ def metrics():
     store = get_store()
     try:
         with store.within(int(current_app.config["MONGO_TIMEOUT_MS"]) / 1000):
-            collector = StoreCollector(store.crawl_totals_by_feed(), store.crawl_statuses(), time.time())
+            collector = StoreCollector(
+                store.crawl_totals_by_feed(),
+                store.crawl_statuses(),
+                time.time(),
+                stored=store.count_questions(),
+                last_prune=store.last_prune(),
+            )
     except PyMongoError:
         collector = None
     if collector is not None:

@@ -1,4 +1,4 @@
-"""Many pages polling /update at once, from one process, without threads.
+"""Many pages polling /update, or listening to /events, at once, from one process, without threads.
 
 An asyncio HTTP/1.1 client with keep-alive connections, light enough that
 200 pages polling every second leave the cores to the server under test.
@@ -6,6 +6,8 @@ A Page does what webapp/static/app.js does when it polls: it loads `/`,
 starts from the cursor and the questions the server rendered, asks for
 `/update?timestamp=<cursor>`, moves the cursor to the largest `fetched` it
 received and dedupes by id. Every request is timed and every error kept.
+A Listener does what app.js does first: it listens to `/events` as the
+browser's EventSource does, and polls only if a stream is refused.
 """
 
 import asyncio
@@ -45,8 +47,8 @@ class NoAnswer(Exception):
     """The server closed the connection before it sent a status line."""
 
 
-async def read_answer(reader, started):
-    """One HTTP/1.1 response from reader: status, headers, and a Content-Length or chunked body."""
+async def read_head(reader):
+    """(status, headers with lower-case names) of one HTTP/1.1 response from reader."""
     status_line = await reader.readline()
     if not status_line:
         raise NoAnswer("the connection closed before an answer")
@@ -55,6 +57,12 @@ async def read_answer(reader, started):
     while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
+    return int(status), headers
+
+
+async def read_answer(reader, started):
+    """One HTTP/1.1 response from reader: status, headers, and a Content-Length or chunked body."""
+    status, headers = await read_head(reader)
     if headers.get("transfer-encoding", "").lower() == "chunked":
         chunks = []
         while size := int((await reader.readline()).split(b";")[0], 16):
@@ -66,7 +74,7 @@ async def read_answer(reader, started):
         body = await reader.readexactly(int(headers["content-length"]))
     else:
         body = await reader.read()
-    return Answer(int(status), headers, body, time.perf_counter() - started)
+    return Answer(status, headers, body, time.perf_counter() - started)
 
 
 async def exchange(host, port, raw, timeout=REQUEST_TIMEOUT):
@@ -141,22 +149,24 @@ class Page:
     duplicates: int = 0  # questions an answer brought again, which the page did not show twice
     answers: list = field(default_factory=list)  # (time.monotonic() when asked, status, seconds) of each
     errors: list = field(default_factory=list)  # what went wrong, one line per failed request
+    arrived: dict = field(default_factory=dict)  # id -> time.monotonic() when it was first shown
 
     def __post_init__(self):
         self.connection = Connection(self.base_url)
 
     async def load(self):
-        """GET / and start where the server-rendered page starts."""
+        """GET / and start where the server-rendered page starts; returns the page (None on an error)."""
         answer = await self.connection.get("/")
         if answer.status != 200:
             self.errors.append(f"GET / answered {answer.status}")
-            return
+            return None
         html = answer.body.decode()
         self.cursor = float(_CURSOR.search(html).group(1))
         for item in _ITEM.findall(html):
             question_id, fetched = _ID.search(item), _FETCHED.search(item)
             if question_id and fetched:
                 self.receive([{"id": question_id.group(1), "fetched": float(fetched.group(1))}])
+        return html
 
     async def poll(self):
         """GET /update?timestamp=<cursor> and take in what it brings."""
@@ -188,6 +198,7 @@ class Page:
                 self.duplicates += 1
             else:
                 self.shown.append(question["id"])
+                self.arrived[question["id"]] = time.monotonic()
             received.append(question["fetched"])
             self.cursor = max(self.cursor, question["fetched"])
 
@@ -208,14 +219,131 @@ class Page:
         await self.connection.close()
 
 
+_POLL_SECONDS = re.compile(r'data-poll-seconds="([^"]*)"')
+STREAM_SILENCE = 45.0  # seconds: three of the server's keepalives; a stream silent longer is dead
+
+
+@dataclass
+class Listener(Page):
+    """A page as webapp/static/app.js runs it: an EventSource on /events, polling /update if refused.
+
+    Like the browser's EventSource, it keeps the URL it opened first and,
+    when a stream ends or its connection fails, opens it again after the
+    server's `retry:` delay, sending the last event's id as Last-Event-ID.
+    Any answer but a 200 event stream is a refusal: from then on it polls
+    /update every poll_seconds (the page's data-poll-seconds), backing off
+    after failures as app.js does.
+    """
+
+    poll_seconds: float = 5.0
+    streams: int = 0  # streams opened (the first one, then each reconnection)
+    stream_errors: list = field(default_factory=list)  # how each stream that did not end cleanly ended
+    refused: str | None = None  # why the stream was refused, once it was: the page polls since
+
+    async def load(self):
+        html = await super().load()
+        if html is not None and (match := _POLL_SECONDS.search(html)):
+            self.poll_seconds = float(match.group(1))  # the page's own, as the server rendered it
+        return html
+
+    async def listen(self):
+        """Listen until cancelled: the stream, reopened as often as it ends, then polls if refused."""
+        target = f"/events?timestamp={self.cursor!r}"
+        state = {"last_id": None, "retry": 1.0}
+        while self.refused is None:
+            try:
+                await self._stream(target, state)
+            except (OSError, TimeoutError, NoAnswer, asyncio.IncompleteReadError, ValueError) as error:
+                self.stream_errors.append(f"{type(error).__name__}: {error}")
+            if self.refused is None:
+                await asyncio.sleep(state["retry"])
+        longest = max(self.poll_seconds, min(30.0, self.poll_seconds * 8))  # app.js's maxBackoffMs
+        failures = 0
+        while True:
+            await asyncio.sleep(min(self.poll_seconds * 2**failures, longest))
+            errors = len(self.errors)
+            await self.poll()
+            failures = failures + 1 if len(self.errors) > errors else 0
+
+    async def _stream(self, target, state):
+        """One stream, read until it ends; sets self.refused if the server refused it."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.connection.host, self.connection.port), REQUEST_TIMEOUT
+        )
+        try:
+            headers = [f"GET {target} HTTP/1.1", f"Host: {self.connection.host}:{self.connection.port}"]
+            headers += ["Accept: text/event-stream", "Cache-Control: no-cache"]
+            if state["last_id"] is not None:
+                headers.append(f"Last-Event-ID: {state['last_id']}")
+            writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
+            await writer.drain()
+            status, head = await asyncio.wait_for(read_head(reader), REQUEST_TIMEOUT)
+            kind = head.get("content-type", "").split(";", 1)[0].strip().lower()
+            if status != 200 or kind != "text/event-stream":
+                self.refused = f"{status} {kind}"
+                return
+            self.streams += 1
+            chunked = head.get("transfer-encoding", "").lower() == "chunked"
+            await self._read_events(_body(reader, chunked), state)
+        finally:
+            await _close(writer)
+
+    async def _read_events(self, chunks, state):
+        """Dispatch the events of a stream's body as EventSource does; returns when the body ends."""
+        buffered, event, data = b"", "message", []
+        async for chunk in chunks:
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for raw in lines:
+                line = raw.decode().rstrip("\r")
+                if not line:
+                    if data and event == "questions":
+                        self.receive(json.loads("\n".join(data)))
+                    event, data = "message", []
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event = value
+                elif name == "id":
+                    state["last_id"] = value
+                elif name == "retry" and value.isdigit():
+                    state["retry"] = int(value) / 1000
+
+
+async def _body(reader, chunked):
+    """The pieces of a response body as they arrive: chunked, or until the connection closes.
+
+    A body that stops in the middle of a chunk raises IncompleteReadError:
+    the server (or the proxy before it) went away.
+    """
+    while True:
+        if chunked:
+            size_line = await asyncio.wait_for(reader.readline(), STREAM_SILENCE)
+            if not size_line:
+                raise asyncio.IncompleteReadError(b"", None)
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                return
+            chunk = await reader.readexactly(size)
+            await reader.readexactly(2)
+        else:
+            chunk = await asyncio.wait_for(reader.read(65536), STREAM_SILENCE)
+            if not chunk:
+                return
+        yield chunk
+
+
 class Crowd:
-    """count Pages of one site, driven by one event loop: load them, then let them poll.
+    """count Pages (or Listeners) of one site, driven by one event loop: load them, then let them poll.
 
     Use it as a context manager; it closes the connections and the loop.
     """
 
-    def __init__(self, base_url, count):
-        self.pages = [Page(base_url) for _ in range(count)]
+    def __init__(self, base_url, count, kind=Page):
+        self.pages = [kind(base_url) for _ in range(count)]
         self._runner = asyncio.Runner()
 
     def __enter__(self):
@@ -235,6 +363,20 @@ class Crowd:
         spread = interval / len(self.pages)
         polling = (page.keep_polling(interval, until, spread * n) for n, page in enumerate(self.pages))
         self._runner.run(_together(polling))
+
+    def listen_while(self, scenario):
+        """Every Listener listens while the coroutine scenario runs; returns what scenario returns."""
+
+        async def listening():
+            tasks = [asyncio.create_task(page.listen()) for page in self.pages]
+            try:
+                return await scenario
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        return self._runner.run(listening())
 
     def poll_once(self):
         """One more poll from every page, at once."""

@@ -73,11 +73,7 @@ class Site:
         stop(self.scheduler.process)
 
     def stored(self):
-        """{_id: fetched epoch seconds, as the web app hands it out} of every stored question."""
-        return {
-            doc["_id"]: round(doc["fetched"].timestamp(), 3)
-            for doc in self.store.questions.find({}, {"fetched": 1})
-        }
+        return stored_questions(self.store)
 
     def wait_for_first_crawl(self, timeout=60):
         wait_until(lambda: self.store.count_questions() >= FEED_SIZE, timeout, what="the first crawl")
@@ -112,6 +108,12 @@ def _stopping(part):
         yield part
     finally:
         part.stop()
+
+
+def stored_questions(store):
+    """{_id: fetched epoch seconds, as the web app hands it out} of every stored question."""
+    documents = store.questions.find({}, {"fetched": 1})
+    return {doc["_id"]: round(doc["fetched"].timestamp(), 3) for doc in documents}
 
 
 def feed_ids(feed_url):
