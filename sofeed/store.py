@@ -408,6 +408,10 @@ class Store:
         """When retention last ran (an aware datetime), or None."""
         return (self.changes.find_one({"_id": PRUNED}, {"last": 1}) or {}).get("last")
 
+    def prune_cutoff(self):
+        """The `before` of the last complete prune (an aware datetime), or None: older is gone."""
+        return (self.changes.find_one({"_id": PRUNED}, {"before": 1}) or {}).get("before")
+
     def crawl_statuses(self):
         """The latest crawl of every feed, most recent first."""
         return sorted(

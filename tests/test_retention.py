@@ -121,12 +121,6 @@ def test_after_a_prune_the_web_app_shows_and_counts_only_the_kept_questions(stor
     assert not any(key in page for key in pruned)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webapp/recent.py merges each read into the questions it already holds, so a process that "
-    "read a question before the prune keeps handing it out until it restarts or 1,000 newer ones push "
-    "it out; the fix is for RecentQuestions to drop what is older than the store's last prune cutoff",
-)
 def test_a_web_app_that_showed_questions_before_a_prune_stops_showing_the_pruned_ones(store, client):
     save_days_ago(store, 40, range(5))
     kept = save_days_ago(store, 2, range(5, 8))

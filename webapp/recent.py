@@ -85,6 +85,7 @@ class Snapshot:
     crawls: tuple = ()  # store.crawl_statuses(), most recent first
     scheduler: dict | None = None  # store.lease("scheduler")
     status_taken: float = 0.0
+    pruned_before: float = 0.0  # retention deleted what was fetched before this: not handed out
     _keys: list = field(default_factory=list, repr=False)  # -fetched, ascending, for bisect
 
     def questions_after(self, timestamp, limit=UPDATE_LIMIT):
@@ -285,6 +286,11 @@ class RecentQuestions:
             questions = self._merge(known, docs)
             keys = [-question["fetched"] for question in questions]
         status = previous if previous is not None and not self._status_due(now, previous, moved) else None
+        pruned_before = self._prune_cutoff() if status is None else status.pruned_before
+        if questions and questions[-1]["fetched"] < pruned_before:
+            # A prune deleted questions this process read before it: hand them out no more.
+            questions = tuple(question for question in questions if question["fetched"] >= pruned_before)
+            keys = [-question["fetched"] for question in questions]
         return Snapshot(
             taken=now,
             horizon=now - VISIBILITY_LAG.total_seconds(),
@@ -295,8 +301,13 @@ class RecentQuestions:
             crawls=tuple(self.store.crawl_statuses()) if status is None else status.crawls,
             scheduler=self.store.lease("scheduler") if status is None else status.scheduler,
             status_taken=now if status is None else status.status_taken,
+            pruned_before=pruned_before,
             _keys=keys,
         )
+
+    def _prune_cutoff(self):
+        cutoff = self.store.prune_cutoff()
+        return cutoff.timestamp() if cutoff is not None else 0.0
 
     def _status_due(self, now, previous, moved):
         """Whether to re-read count and crawl status: every status_seconds, sooner if questions came in."""

@@ -73,7 +73,7 @@ NOTES = {
         "share of one core; the machine is shared with the rest of the suite, so figures vary from run "
         "to run. Latency is measured at the client, from sending a request to reading its last byte."
     ),
-    "9": (
+    "10": (
         "A page's time without a new question is the longest gap between two questions first shown on it "
         "(or the window's edge), in each window: before the kills (the feed gains a question every 0.5 s "
         "and is crawled every second, so a page's normal gap is one to two seconds), from the web kill to "

@@ -1,4 +1,4 @@
-"""Scenario 9: two web hosts behind one nginx, two schedulers, one database; one of each is killed.
+"""Scenario 10: two web hosts behind one nginx, two schedulers, one database; one of each is killed.
 
 Two gunicorns, each with its own per-process caches, stand behind one
 nginx `upstream` (deploy/nginx/sofeed.conf as shipped, one server line per
@@ -182,7 +182,7 @@ def test_fifty_pages_behind_nginx_keep_every_question_when_a_web_host_and_then_t
     polling = sum(1 for page in pages if page.refused)
     record(
         "Two web hosts, one address",
-        order="9",
+        order="10",
         injected=(
             f"2 gunicorns behind one nginx `upstream` (the shipped config), 2 schedulers (one active, one on "
             f"standby, {INTERVAL:g} s interval), one database; a feed gaining a question every "
