@@ -56,6 +56,7 @@ def test_a_second_crawl_of_the_same_feed_stores_nothing_new(crawl, feed_server, 
     assert {doc["_id"]: doc["fetched"] for doc in store.questions.find()} == fetched_before
 
 
+@pytest.mark.check  # the full tier: the scheduler's feed-change test covers it in the fast tier
 def test_a_changed_feed_with_two_new_entries_stores_exactly_those_two(crawl, feed_server, store):
     url = feed_server.serve_feed("/feeds", FEED_30)
     crawl(url)
@@ -93,6 +94,7 @@ def test_two_crawls_at_the_same_time_store_each_question_once(crawl, feed_server
     assert stored_ids(store) == ids_of(THIRTY)
 
 
+@pytest.mark.check  # the full tier: the scheduler's 304 test covers it in the fast tier
 def test_an_unchanged_feed_is_fetched_with_validators_and_its_304_parsed_as_nothing_new(
     crawl, feed_server, store
 ):
@@ -109,6 +111,7 @@ def test_an_unchanged_feed_is_fetched_with_validators_and_its_304_parsed_as_noth
     assert sum(stored_ids(store).values()) == 30
 
 
+@pytest.mark.check  # the full tier: the middleware tests cover the validators in the fast tier
 def test_a_truncated_answer_does_not_make_the_next_crawl_conditional(crawl, feed_server, store):
     # The server's document did not change, but the first transfer was cut off.
     url = feed_server.serve_feed("/feeds", truncated(FEED_30), etag='"v1"')
@@ -120,6 +123,7 @@ def test_a_truncated_answer_does_not_make_the_next_crawl_conditional(crawl, feed
     assert stored_ids(store) == ids_of(THIRTY)
 
 
+@pytest.mark.check  # the full tier: the scheduler's 429 test covers it in the fast tier
 def test_a_429_with_retry_after_keeps_the_feed_from_being_requested_until_then(crawl, feed_server, store):
     url = feed_server.serve("/feeds", Reply(status=429, body=b"slow down", headers={"Retry-After": "3600"}))
     [error] = crawl(url).errors
@@ -151,6 +155,7 @@ def test_a_feed_disallowed_by_robots_txt_is_not_fetched_and_the_override_is_name
     assert store.questions.count_documents({}) == 0
 
 
+@pytest.mark.check  # the full tier: the pipeline's outage test covers it in the fast tier
 def test_an_unreachable_database_fails_the_crawl_before_fetching_and_the_next_crawl_loses_nothing(
     crawl, feed_server, store
 ):

@@ -128,6 +128,7 @@ def test_one_question_from_the_atom_feed_and_the_api_is_one_document(crawl, craw
     assert store.questions.count_documents({}) == 31
 
 
+@pytest.mark.check  # the full tier: the quota tests cover the pace in the fast tier
 def test_without_a_key_the_second_crawl_waits_for_its_pace(crawl_api, store):
     simulator = StackExchangeSimulator(seed=6)  # the API's own quota: 300 a day
     httpd, url = serve_in_thread(simulator)
@@ -143,6 +144,7 @@ def test_without_a_key_the_second_crawl_waits_for_its_pace(crawl_api, store):
     assert "left until 00:00 UTC" in result.log
 
 
+@pytest.mark.check  # the full tier: the quota tests cover the backoff in the fast tier
 def test_no_request_is_sent_before_the_apis_backoff_ends(crawl_api, source, simulator):
     simulator.backoff_next(600)
     first = crawl_api(source)
