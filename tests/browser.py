@@ -1,5 +1,7 @@
 """Headless Chromium for the end-to-end tests: Debian's, driven by Playwright."""
 
+import uuid
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -31,3 +33,22 @@ VISIBILITY_SWITCH = """
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def push_a_question(page, url, publish, timeout_ms):
+    """Open url, publish a question with publish(title) (it returns the question's _id), and wait
+    until the page shows it, then check it came without a reload; returns the paths the page asked for."""
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import expect
+
+    requests = []
+    page.on("request", lambda request: requests.append(urlsplit(request.url).path))
+    page.goto(url)
+    page.evaluate("window.__loaded = true")
+    title = f"Freshly asked {uuid.uuid4().hex[:8]}"
+    item = page.locator(f'#questions > li[data-id="{publish(title)}"]')
+    expect(item).to_be_visible(timeout=timeout_ms)
+    assert item.locator("h2").inner_text() == title
+    assert page.evaluate("window.__loaded") is True  # the same document: no reload
+    return requests

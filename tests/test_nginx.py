@@ -8,10 +8,10 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import sync_playwright
 
 from sofeed.store import Store
-from tests.browser import launch_chromium
+from tests.browser import launch_chromium, push_a_question
 from tests.nginx import STATIC, Nginx
 from tests.processes import FeedSimulator, WebApp, http, start_scheduler, stop, wait_until
 
@@ -141,16 +141,9 @@ def test_a_question_is_pushed_through_nginx_to_chromium_without_a_reload(site):
         browser = launch_chromium(playwright)
         try:
             page = browser.new_page()
-            requests = []
-            page.on("request", lambda request: requests.append(urlsplit(request.url).path))
-            page.goto(site.url + "/")
-            page.evaluate("window.__loaded = true")
-            title = f"Asked behind nginx {uuid.uuid4().hex[:8]}"
-            question_id = site.feed.publish(title=title)
-            item = page.locator(f'#questions > li[data-id="{question_id}"]')
-            expect(item).to_be_visible(timeout=20_000)
-            assert item.locator("h2").inner_text() == title
-            assert page.evaluate("window.__loaded") is True
+            requests = push_a_question(
+                page, site.url + "/", lambda title: site.feed.publish(title=title), 20_000
+            )
             assert "/events" in requests
             assert "/update" not in requests
         finally:

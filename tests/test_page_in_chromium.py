@@ -6,13 +6,12 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from sofeed.store import VISIBILITY_LAG, Store, StrictClock
-from tests.browser import VISIBILITY_SWITCH, launch_chromium
+from tests.browser import VISIBILITY_SWITCH, launch_chromium, push_a_question
 from tests.helpers import ROOT, question_fields
 from tests.processes import FeedSimulator, WebApp, http, start_scheduler
 from tests.processes import wait_until as wait_for
@@ -138,16 +137,7 @@ def test_a_screenshot_of_the_live_page_is_saved_for_the_readme(page, site, tmp_p
 
 
 def test_a_published_question_is_pushed_to_the_page_without_a_reload_or_a_poll(page, site):
-    requests = []
-    page.on("request", lambda request: requests.append(urlsplit(request.url).path))
-    page.goto(site.url + "/")
-    page.evaluate("window.__loaded = true")
-    title = f"Freshly asked {uuid.uuid4().hex[:8]}"
-    question_id = site.feed.publish(title=title)
-    item = page.locator(f'#questions > li[data-id="{question_id}"]')
-    expect(item).to_be_visible(timeout=15_000)
-    assert item.locator("h2").inner_text() == title
-    assert page.evaluate("window.__loaded") is True  # the same document: no reload
+    requests = push_a_question(page, site.url + "/", lambda title: site.feed.publish(title=title), 15_000)
     assert requests.count("/events") == 1
     assert "/update" not in requests
 

@@ -12,11 +12,13 @@ import os
 import re
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 
 from lxml import etree
 from playwright.sync_api import sync_playwright
+from pymongo import MongoClient
 
 from sofeed.atom import ATOM_NS, read_entry
 from sofeed.store import VISIBILITY_LAG, Store, question_key
@@ -100,6 +102,18 @@ class Site:
     def web_pids(self):
         """gunicorn's master and its workers."""
         return [self.web.process.pid, *self.web.workers()]
+
+
+@contextlib.contextmanager
+def throwaway_site(mongo_uri, prefix, folder):
+    """A Site on a database of its own, after its first crawl; the database is dropped afterwards."""
+    database = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with Site(mongo_uri, database, folder) as site:
+        site.wait_for_first_crawl()
+        yield site
+    client = MongoClient(mongo_uri)
+    client.drop_database(database)
+    client.close()
 
 
 @contextlib.contextmanager

@@ -9,14 +9,12 @@ the server-rendered first paint, and nothing may ever run.
 """
 
 import html
-import uuid
 
 import pytest
-from pymongo import MongoClient
 
 from tests.processes import http, wait_until
 from tests.reliability.results import record
-from tests.reliability.system import Site, chromium, displayed_ids
+from tests.reliability.system import chromium, displayed_ids, throwaway_site
 from tests.reliability.xss_payloads import FAMILIES, PAYLOADS
 
 # The full tier (`make check`): real processes for seconds to minutes each.
@@ -76,13 +74,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def site(mongo_uri, tmp_path_factory):
-    database = f"sofeed_xss_{uuid.uuid4().hex[:12]}"
-    with Site(mongo_uri, database, tmp_path_factory.mktemp("xss")) as site:
-        site.wait_for_first_crawl()
+    with throwaway_site(mongo_uri, "sofeed_xss", tmp_path_factory.mktemp("xss")) as site:
         yield site
-    client = MongoClient(mongo_uri)
-    client.drop_database(database)
-    client.close()
 
 
 @pytest.fixture

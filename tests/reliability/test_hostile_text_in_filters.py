@@ -8,15 +8,13 @@ they reach notification text. Everything must stay text, and nothing may run.
 """
 
 import html
-import uuid
 from urllib.parse import quote
 
 import pytest
-from pymongo import MongoClient
 
 from tests.processes import wait_until
 from tests.reliability.results import record
-from tests.reliability.system import Site, chromium, displayed_ids
+from tests.reliability.system import chromium, displayed_ids, throwaway_site
 from tests.reliability.test_hostile_feed_text import PAGE_ELEMENTS, TRAPS
 from tests.reliability.xss_payloads import PAYLOADS
 from webapp.filters import MAX_Q_LENGTH, MAX_TAG_LENGTH
@@ -53,13 +51,8 @@ FILTER_ELEMENTS = {"ul", "li", "span", "a", "input", "label", "button"}
 
 @pytest.fixture(scope="module")
 def site(mongo_uri, tmp_path_factory):
-    database = f"sofeed_xss_filters_{uuid.uuid4().hex[:12]}"
-    with Site(mongo_uri, database, tmp_path_factory.mktemp("xss-filters")) as site:
-        site.wait_for_first_crawl()
+    with throwaway_site(mongo_uri, "sofeed_xss_filters", tmp_path_factory.mktemp("xss-filters")) as site:
         yield site
-    client = MongoClient(mongo_uri)
-    client.drop_database(database)
-    client.close()
 
 
 @pytest.fixture
