@@ -69,7 +69,7 @@ NOTES = {
         "BENCHMARKS.md) holds the goals on them, beside the gthread worker."
     ),
     "7": (
-        "CPU is user plus system time of gunicorn's master and workers from /proc, over the 60 s, as a "
+        "CPU is user plus system time of gunicorn's master and workers from /proc, over the 30 s, as a "
         "share of one core; the machine is shared with the rest of the suite, so figures vary from run "
         "to run. Latency is measured at the client, from sending a request to reading its last byte."
     ),

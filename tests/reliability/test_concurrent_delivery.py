@@ -1,4 +1,4 @@
-"""Scenario 4: two writers store a growing feed while 50 pages poll for a minute.
+"""Scenario 4: two writers store a growing feed while 50 pages poll for half a minute.
 
 The writers are scheduler.py, crawling every second, and one manual
 `scrapy crawl sofeed` after another against the same feed: both insert the
@@ -20,7 +20,7 @@ from tests.reliability.system import Site, entry_id_counts
 # The full tier (`make check`): real processes for seconds to minutes each.
 pytestmark = pytest.mark.check
 
-PAGES, POLL_SECONDS, SECONDS = 50, 0.5, 60
+PAGES, POLL_SECONDS, SECONDS = 50, 0.5, 30
 PUBLISH_EVERY = 0.3  # seconds: a few new questions for each crawl, never more than the feed's 30
 
 
