@@ -33,7 +33,7 @@ from sofeed.store import PRUNE_BATCH, Store
 
 # (questions, one day's worth to prune, questions a prune deletes at most)
 FULL = (100_000, 3_000, PRUNE_BATCH)
-QUICK = (2_000, 300, 500)
+QUICK = (500, 100, 100)
 
 
 def timed(function, *args):

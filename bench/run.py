@@ -24,11 +24,11 @@ import common
 
 from bench import report
 
-BENCHMARKS = ("parse", "crawl_cycle", "freshness", "fanout", "data_scale", "push")
+BENCHMARKS = ("parse", "crawl_cycle", "freshness", "fanout", "data_scale", "push", "prune")
 # A benchmark that runs longer than this is stuck: it is stopped, and counts as failed.
 TIME_LIMIT, QUICK_TIME_LIMIT = 600, 120
 # push.py holds 10,000 streams on each of two servers, one after the other.
-TIME_LIMITS = {"push": 1200}
+TIME_LIMITS = {"push": 1200, "prune": 1200}
 
 
 def run_benchmark(name, json_path, time_limit):

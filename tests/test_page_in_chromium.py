@@ -244,8 +244,10 @@ def test_a_database_outage_shows_reconnecting_and_the_page_recovers_by_itself(ou
             earlier.save_question(question_fields(entry_id=f"https://stackoverflow.com/q/{n}", title=f"Q{n}"))
     finally:
         earlier.close()
-    page.goto(web.url + "/")
-    assert len(shown_ids(page)) == 5
+    # Each worker read the database as it booted, before these were saved: a refresh later, they show.
+    wait_for(
+        lambda: page.goto(web.url + "/") and len(shown_ids(page)) == 5, what="the first paint of all five"
+    )
     reconnecting = page.locator("#connection")
     expect(reconnecting).to_be_hidden()
 
