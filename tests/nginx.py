@@ -76,7 +76,12 @@ class Nginx:
         (self.prefix / "temp").mkdir()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        (self.prefix / "sofeed.conf").write_text(render_site(self.port, upstreams))
+        # A copy of the static files, as an install has them: nginx's workers may not read a checkout
+        # in a private folder (a clone in a mktemp -d, as CI makes one, is 0700).
+        static = shutil.copytree(STATIC, self.prefix / "static")
+        for path in [static, *static.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (self.prefix / "sofeed.conf").write_text(render_site(self.port, upstreams, static))
         (self.prefix / "nginx.conf").write_text(MAIN.format(prefix=self.prefix))
         command = [NGINX, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"), "-e", "stderr"]
         checked = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True)

@@ -45,7 +45,7 @@ NOTES = {
         "`SOFEED_LONG_RUN_CYCLES` shortens it for a local run; the default is 600."
     ),
     "2": (
-        "The outage lasts 30 s. FerretDB is the test's own, stopped and started on "
+        "The outage lasts 20 s. FerretDB is the test's own, stopped and started on "
         "the same port. The feed gains a question every 2 s during the outage, so it still holds them all "
         "when the database is back; the open page must show them without a reload. A stopped server "
         "refuses connections at once; a hung one (2b) accepts them and answers nothing, so each call "

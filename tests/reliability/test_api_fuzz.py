@@ -37,7 +37,7 @@ pytestmark = pytest.mark.check
 # Hypothesis keeps its caches in ./.hypothesis unless told otherwise; var/ is the build's.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / "var" / "hypothesis"))
 
-APP_CASES = 3000
+APP_CASES = 1500
 RAW_CASES = 400
 QUESTIONS = 60
 FUZZ = settings(
