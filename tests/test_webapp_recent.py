@@ -374,3 +374,30 @@ def test_once_a_refresh_failed_a_request_with_nothing_to_serve_is_not_held_for_t
         flaky.released.set()
         asker.join()
     assert outcome == ["the database is unavailable: connection closed (injected by the test)"]
+
+
+def test_a_request_that_finds_a_refresh_under_way_waits_for_it_if_its_snapshot_is_old(flaky):
+    # An idle process's first requests come together: one starts the refresh, the others must
+    # not answer from a snapshot read before the questions they ask for were stored.
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    old = cache.snapshot()
+    clock.now += 0.5
+    flaky.stalling = True
+    assert cache.refresh_if_due(wait=False)
+    assert flaky.stalled.wait(timeout=30)
+    assert cache.snapshot() is old  # half a second old: served at once
+    clock.now += 5.0
+    ended = cache.next_refresh
+    waiting = threading.Thread(target=lambda: answers.append(cache.snapshot()))
+    answers = []
+    waiting.start()
+    try:
+        assert not ended.wait(timeout=0.2)  # the request is waiting for the refresh, not answering
+        assert answers == []
+    finally:
+        flaky.stalling = False
+        flaky.released.set()
+    waiting.join(timeout=30)
+    [answer] = answers
+    assert answer is not old

@@ -66,6 +66,10 @@ RESCAN_SECONDS = 10.0
 # not answered for this long, so an outage shows within 5 s; a refresh that is
 # merely late (a starved process reading slowly) leaves it served until it ends.
 STALE_SECONDS = 3.0
+# A request that finds a refresh under way answers from the last snapshot at once,
+# unless that is older than this: under load a snapshot is a few refreshes old at
+# most, so only the first requests after an idle spell wait for the fresh one.
+WAIT_WHEN_OLDER = 1.0
 
 
 class StoreUnavailable(Exception):
@@ -154,14 +158,16 @@ class RecentQuestions:
         """Refresh if due; the snapshot to serve, or None.
 
         The caller that starts a refresh waits for it, first_wait at most. So
-        does a caller with nothing to serve while no refresh has failed (the
-        first one, or a slow one, is under way); once one has failed, the
-        answer is None at once.
+        does a caller while no refresh has failed and another is under way,
+        if it has nothing to serve (the first refresh) or only a snapshot
+        older than WAIT_WHEN_OLDER (a process idle for a while, whose first
+        requests come together); once one has failed, the answer is at once.
         """
         if self.refresh_if_due():
             return self._usable()
         snapshot = self._usable()
-        if snapshot is None and self._failure is None:
+        old = snapshot is None or self.age(snapshot) > WAIT_WHEN_OLDER
+        if old and self._failure is None:
             with self._guard:
                 refreshing, ended = self._refreshing, self._refreshed
             if refreshing:
