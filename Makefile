@@ -11,6 +11,8 @@ WRK       := /usr/bin/wrk
 NGINX     := /usr/sbin/nginx
 SYSTEMD_ANALYZE := /usr/bin/systemd-analyze
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tiers need, each installed the first time a target asks for it.
+APT_INSTALL = $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q
 
 export FERRETDB_TELEMETRY := disable
 
@@ -38,25 +40,21 @@ $(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum
 
 # Debian's Chromium, for the browser tests.
 $(CHROMIUM):
-	$(SUDO) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+	$(APT_INSTALL) chromium
 
 # Debian's wrk, the HTTP load generator of the fan-out and data-scale benchmarks.
 $(WRK):
-	$(SUDO) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q wrk
+	$(APT_INSTALL) wrk
 
 # Debian's nginx and systemd-analyze, for the full tier's deployment tests
 # (tests/test_nginx.py, tests/test_systemd_units.py); `make check` needs them.
 deploy-tools: $(NGINX) $(SYSTEMD_ANALYZE)
 
 $(NGINX):
-	$(SUDO) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nginx
+	$(APT_INSTALL) nginx
 
 $(SYSTEMD_ANALYZE):
-	$(SUDO) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q systemd
+	$(APT_INSTALL) systemd
 
 # The fast tier: every test not marked `check` (see pyproject.toml), the browser tests included.
 test: setup

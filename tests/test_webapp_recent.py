@@ -231,11 +231,17 @@ def whole_second_clock():
     return Clock(float(int(time.time())))
 
 
+def stale_cache(flaky, **options):
+    """A cache over `flaky` that refreshes every 0.25 s and serves stale for 3 s, and its clock."""
+    clock = whole_second_clock()
+    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock, **options)
+    return clock, cache
+
+
 def test_a_failing_database_is_hidden_until_it_has_not_answered_for_stale_seconds(earlier_store, flaky):
     save_numbered(earlier_store, 1)
-    clock = whole_second_clock()
     heard = Heard()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock, observer=heard)
+    clock, cache = stale_cache(flaky, observer=heard)
     good = cache.snapshot()
     flaky.failing = 1000
     clock.now += 1.0
@@ -251,8 +257,7 @@ def test_a_failing_database_is_hidden_until_it_has_not_answered_for_stale_second
 
 
 def test_while_the_last_snapshot_serves_a_failed_refresh_is_retried_soon_then_every_retry_seconds(flaky):
-    clock = whole_second_clock()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, retry_seconds=1.0, stale_seconds=3.0, clock=clock)
+    clock, cache = stale_cache(flaky, retry_seconds=1.0)
     cache.snapshot()
     flaky.failing = 1000
     clock.now += 0.25
@@ -275,8 +280,7 @@ def test_while_the_last_snapshot_serves_a_failed_refresh_is_retried_soon_then_ev
 
 def test_a_refresh_running_late_leaves_the_last_snapshot_served_however_long_it_takes(flaky):
     # A process starved of CPU reads slowly but does read: only a failed refresh means an outage.
-    clock = whole_second_clock()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    clock, cache = stale_cache(flaky)
     good = cache.snapshot()
     cache.first_wait = 0  # from now on no request waits for the late refresh
     flaky.stalling = True
@@ -301,8 +305,7 @@ def test_a_refresh_running_late_leaves_the_last_snapshot_served_however_long_it_
 
 
 def test_a_late_refresh_that_then_fails_ends_the_window_from_the_last_answer(flaky):
-    clock = whole_second_clock()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    clock, cache = stale_cache(flaky)
     cache.snapshot()
     cache.first_wait = 0
     flaky.stalling, flaky.failing = True, 1000
@@ -319,8 +322,7 @@ def test_a_late_refresh_that_then_fails_ends_the_window_from_the_last_answer(fla
 
 
 def test_the_window_counts_from_the_databases_last_answer_not_from_when_a_slow_refresh_began(flaky):
-    clock = whole_second_clock()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    clock, cache = stale_cache(flaky)
     cache.snapshot()
     cache.first_wait = 0
     flaky.stalling = True
@@ -343,8 +345,7 @@ def test_the_window_counts_from_the_databases_last_answer_not_from_when_a_slow_r
 
 
 def test_once_a_refresh_failed_a_request_with_nothing_to_serve_is_not_held_for_the_next_one(flaky):
-    clock = whole_second_clock()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, retry_seconds=1.0, stale_seconds=3.0, clock=clock)
+    clock, cache = stale_cache(flaky, retry_seconds=1.0)
     cache.snapshot()
     flaky.failing = 1
     clock.now += 3.5
@@ -379,8 +380,7 @@ def test_once_a_refresh_failed_a_request_with_nothing_to_serve_is_not_held_for_t
 def test_a_request_that_finds_a_refresh_under_way_waits_for_it_if_its_snapshot_is_old(flaky):
     # An idle process's first requests come together: one starts the refresh, the others must
     # not answer from a snapshot read before the questions they ask for were stored.
-    clock = whole_second_clock()
-    cache = RecentQuestions(flaky, refresh_seconds=0.25, stale_seconds=3.0, clock=clock)
+    clock, cache = stale_cache(flaky)
     old = cache.snapshot()
     clock.now += 0.5
     flaky.stalling = True
