@@ -1,4 +1,6 @@
+import gc
 import runpy
+from types import SimpleNamespace
 
 import pytest
 
@@ -63,3 +65,15 @@ def test_a_stream_limit_set_in_the_environment_is_kept(monkeypatch):
 def test_an_unknown_worker_class_is_refused_with_the_choices(monkeypatch):
     with pytest.raises(ValueError, match="set it to gevent \\(the default\\) or gthread"):
         settings(monkeypatch, SOFEED_WORKER_CLASS="eventlet")
+
+
+def test_a_new_worker_freezes_what_it_loaded_and_collects_young_objects_less_often(monkeypatch):
+    conf = settings(monkeypatch)
+    before = gc.get_threshold()
+    try:
+        conf["post_worker_init"](SimpleNamespace(wsgi=object()))  # an app without sofeed's cache: no warm-up
+        assert gc.get_threshold() == (50_000, 20, 20)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
