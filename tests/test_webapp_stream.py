@@ -3,9 +3,11 @@ import socket
 
 import pytest
 
+from tests.cache_helpers import Clock
 from tests.helpers import save_numbered
 from webapp import create_app, db
-from webapp.stream import stop_streams
+from webapp.filters import QuestionFilter
+from webapp.stream import KEEPALIVE, events_after, stop_streams
 
 
 def read_events(response, count):
@@ -138,3 +140,52 @@ def test_a_stream_with_a_bad_filter_is_refused_with_the_reason(client):
     response = client.get("/events?timestamp=0&tags=" + ",".join(f"t{n}" for n in range(21)))
     assert response.status_code == 400
     assert "tags" in response.json["error"]
+
+
+class StillEdition:
+    """An edition with nothing new to tell, whose wait moves a fake clock on instead of sleeping."""
+
+    def __init__(self, clock):
+        self.snapshot, self.clock = object(), clock
+        self.ended = self
+        self.new_questions_at = set()
+
+    def wait(self, timeout):
+        """Until timeout, or until questions arrive (which ends an edition) if sooner."""
+        until = self.clock.now + timeout
+        self.clock.now = min([at for at in self.new_questions_at if self.clock.now < at <= until] or [until])
+
+    def questions_event(self, cursor, wanted):
+        if round(self.clock.now, 6) in self.new_questions_at:
+            return b"event: questions\n\n", cursor
+        return None, cursor
+
+
+class OneEditionFanout:
+    def __init__(self, edition):
+        self.edition, self.stopping = edition, False
+
+    def open(self):
+        return self.edition
+
+    def current(self):
+        return self.edition
+
+    def close(self):
+        pass
+
+
+def keepalive_times(phase, new_questions_at=()):
+    """When a 50 s stream with this phase sends keepalives, given questions arriving at those times."""
+    clock = Clock(1000.0)
+    edition = StillEdition(clock)
+    edition.new_questions_at = {1000.0 + at for at in new_questions_at}
+    chunks = events_after(OneEditionFanout(edition), 0.0, QuestionFilter(), 50.0, phase=phase, clock=clock)
+    return [round(clock.now - 1000.0, 6) for chunk in chunks if chunk == KEEPALIVE]
+
+
+def test_a_streams_keepalives_keep_their_phase_and_period_whatever_else_it_sends():
+    assert keepalive_times(0.25) == [3.75, 18.75, 33.75, 48.75]
+    assert keepalive_times(0.25, new_questions_at=[3.75, 10.0]) == [3.75, 18.75, 33.75, 48.75]
+    # So streams handed the same questions at the same moment do not all fall due together after.
+    assert keepalive_times(0.5, new_questions_at=[10.0]) == [7.5, 22.5, 37.5]

@@ -22,6 +22,7 @@ from its cursor), which spreads pages over the workers again, and as soon as
 the worker is told to stop (stop_streams(app), from webapp/worker.py).
 """
 
+import random
 import threading
 import time
 
@@ -99,39 +100,43 @@ def events():
 _RETRY = f"retry: {RECONNECT_MS}\n\n".encode()
 
 
-def events_after(fanout, cursor, wanted, lasting):
+def events_after(fanout, cursor, wanted, lasting, phase=None, clock=time.monotonic):
     """The event stream: what the fanout's editions hand out after cursor and wanted lets through.
 
     It sleeps until the fanout publishes a new edition, a keepalive is due,
-    or the stream has lasted `lasting` seconds.
+    or the stream has lasted `lasting` seconds. Its keepalives keep a phase
+    of their own, `phase` (0 to 1, random by default) of KEEPALIVE_SECONDS
+    after it opens and then every KEEPALIVE_SECONDS whatever else it sends:
+    every stream is handed a new edition at the same moment, and keepalives
+    counted from it would all fall due together, a second burst of writes
+    to every stream where one was needed.
     """
     yield _RETRY
-    ends = time.monotonic() + lasting
+    opened = clock()
+    ends = opened + lasting
+    keepalive_due = opened + (random.random() if phase is None else phase) * KEEPALIVE_SECONDS
     edition = fanout.open()
     try:
         told_unavailable = False
-        last_sent = time.monotonic()
         while not fanout.stopping:
-            now = time.monotonic()
+            now = clock()
             if now >= ends:
                 break
             if edition.snapshot is None and not told_unavailable:
                 told_unavailable = True
                 yield edition.unavailable_event()
-                last_sent = now
             elif edition.snapshot is not None:
                 if told_unavailable:
                     told_unavailable = False
                     yield AVAILABLE
-                    last_sent = now
                 data, cursor = edition.questions_event(cursor, wanted)
                 if data is not None:
                     yield data
-                    last_sent = now
-            if now - last_sent >= KEEPALIVE_SECONDS:
+            if now >= keepalive_due:
                 yield KEEPALIVE
-                last_sent = now
-            edition.ended.wait(max(0.0, min(ends, last_sent + KEEPALIVE_SECONDS) - now))
+                while keepalive_due <= now:  # a worker that stalled skips the keepalives it missed
+                    keepalive_due += KEEPALIVE_SECONDS
+            edition.ended.wait(max(0.0, min(ends, keepalive_due) - now))
             edition = fanout.current()
     finally:
         fanout.close()
