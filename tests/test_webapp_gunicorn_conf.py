@@ -67,13 +67,16 @@ def test_an_unknown_worker_class_is_refused_with_the_choices(monkeypatch):
         settings(monkeypatch, SOFEED_WORKER_CLASS="eventlet")
 
 
-def test_a_new_worker_freezes_what_it_loaded_and_collects_young_objects_less_often(monkeypatch):
+def test_a_worker_freezes_what_it_loaded_collects_young_objects_less_often_and_thaws_as_it_exits(monkeypatch):
     conf = settings(monkeypatch)
     before = gc.get_threshold()
     try:
         conf["post_worker_init"](SimpleNamespace(wsgi=object()))  # an app without sofeed's cache: no warm-up
         assert gc.get_threshold() == (50_000, 20, 20)
         assert gc.get_freeze_count() > 0
+        # Frozen objects torn down last would run their callbacks after gevent's module is gone.
+        conf["worker_exit"](None, None)
+        assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)

@@ -103,6 +103,11 @@ def _collect_garbage_in_small_pauses():
     gc.set_threshold(50_000, 20, 20)
 
 
+def worker_exit(server, worker):
+    """Give the frozen objects back to gc as the worker exits, so they go while the modules they use stand."""
+    gc.unfreeze()
+
+
 def _raise_open_files_limit(server, wanted):
     """Each connection is a file descriptor: raise the soft limit (systemd's is 1024) up to the hard one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
