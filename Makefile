@@ -66,8 +66,8 @@ check: lint deploy-tools $(WRK)
 	$(PYTHON) -m pytest
 	$(MAKE) --no-print-directory bench-quick
 
-# Every benchmark in bench/ (about 10 minutes); writes docs/BENCHMARKS.md.
-# BENCH_QUICK=1 makes it a smoke run of under a minute, written to var/bench/.
+# Every benchmark in bench/ (about 18 minutes here); writes docs/BENCHMARKS.md.
+# BENCH_QUICK=1 makes it a smoke run of about a minute and a half, written to var/bench/.
 bench: setup $(WRK)
 	$(PYTHON) bench/run.py
 

@@ -1,7 +1,7 @@
 """Run every benchmark in bench/, in order, and write docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/run.py                   # `make bench`: about 10 minutes
-    BENCH_QUICK=1 .venv/bin/python bench/run.py     # smoke run: under a minute
+    .venv/bin/python bench/run.py                   # `make bench`: about 18 minutes
+    BENCH_QUICK=1 .venv/bin/python bench/run.py     # smoke run: about 90 s
 
 Each benchmark runs as its own process (`bench/NAME.py --json FILE`), so
 one's memory, reactor or browser never weighs on the next, and so that a
