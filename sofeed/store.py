@@ -173,6 +173,14 @@ class Store:
         """Raise a PyMongoError unless the server answers."""
         self.client.admin.command("ping")
 
+    def knows_a_server(self):
+        """Whether the client knows a server it can read from, without asking one: pymongo's own view.
+
+        pymongo forgets a server at a refused or broken connection, and finds
+        it again within half a second of its return.
+        """
+        return self.client.topology_description.has_readable_server()
+
     def ensure_indexes(self):
         """Create the "newest first" indexes and the change marker, once per Store."""
         if not self._indexes_ensured:

@@ -10,7 +10,8 @@ from sofeed.store import Store
 
 class FlakyStore(Store):
     """change_version (the first read of every refresh) fails the next `failing` times, as a
-    lost connection makes it; or, while `stalling`, waits for `released`, as a starved process does."""
+    lost connection makes it; or, while `stalling`, waits for `released`, as a starved process does;
+    and while `lost`, the client knows no server, as when the database has stopped."""
 
     def __init__(self, client, database):
         super().__init__(client, database)
@@ -19,6 +20,10 @@ class FlakyStore(Store):
         self.stalling = False
         self.stalled = threading.Event()  # set once a call is waiting
         self.released = threading.Event()
+        self.lost = False  # whether the client seems to have lost the server, as when it stops
+
+    def knows_a_server(self):
+        return not self.lost and super().knows_a_server()
 
     def change_version(self):
         if self.stalling:

@@ -304,6 +304,32 @@ def test_a_refresh_running_late_leaves_the_last_snapshot_served_however_long_it_
     assert cache.age(fresh) == 12.5  # read by the refresh that began 12.5 s ago
 
 
+def test_a_late_refresh_serves_the_last_snapshot_stale_seconds_at_most_once_the_server_is_lost(flaky):
+    # A stopped database: the refresh's retried calls take seconds to fail, but pymongo knows at once.
+    clock, cache = stale_cache(flaky)
+    good = cache.snapshot()
+    cache.first_wait = 0
+    flaky.stalling = True
+    clock.now += 1.0
+    try:
+        assert cache.snapshot() is good  # and the refresh it started stalls
+        assert flaky.stalled.wait(timeout=30)
+        flaky.lost = True
+        clock.now += 2.0
+        assert cache.snapshot() is good  # 3 s without an answer: still within stale_seconds
+        clock.now += 0.01
+        with pytest.raises(StoreUnavailable, match="it has not answered for 3 s"):
+            cache.snapshot()
+        flaky.lost = False  # the server is back, and the refresh under way will read it
+        assert cache.snapshot() is good
+    finally:
+        ended = cache.next_refresh
+        flaky.stalling = False
+        flaky.released.set()
+    assert ended.wait(timeout=30)
+    assert cache.current() is not good
+
+
 def test_a_late_refresh_that_then_fails_ends_the_window_from_the_last_answer(flaky):
     clock, cache = stale_cache(flaky)
     cache.snapshot()

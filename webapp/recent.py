@@ -12,10 +12,13 @@ whether ten pages poll or ten thousand.
 
 Stale-if-error: a refresh that fails, or is still running because the
 process or the database is starved of CPU, does not stop the answers. The
-last good snapshot is served while a refresh runs late, however long, and
-after a refresh failed until the database has not answered for
-STALE_SECONDS (the views say how old the snapshot is); only then does the
-process answer 503. A refresh against a server that hangs fails by the
+last good snapshot is served while a refresh runs late, however long, as
+long as the client still knows the server (a starved process reads slowly
+but does read); and after a refresh failed, or while pymongo has lost the
+server, until the database has not answered for STALE_SECONDS (the views say
+how old the snapshot is); only then does the process answer 503. A stopped
+server is lost at the first refused connection, long before a refresh's
+retried calls fail; a refresh against a server that hangs fails by the
 client's own timeouts. While a snapshot can be served, a failed refresh is
 retried every REFRESH_SECONDS; after that, every retry_seconds, so an
 unreachable database is not hammered.
@@ -236,19 +239,21 @@ class RecentQuestions:
     def _usable(self):
         """The last good snapshot while it may be served, else None.
 
-        That is while no refresh has failed since it was read, or until the
-        database has not answered for stale_seconds, counted from the end of
-        the refresh that read it. A refresh under way that has not failed
-        keeps it served however long it takes: a process starved of CPU reads
-        slowly but does read, and only a refresh's own failure (an error, or
-        the client's timeouts against a server that hangs) means the database
-        does not answer. So a saturated process with a healthy database never
-        answers 503.
+        That is while no refresh has failed since it was read and the client
+        knows the server, or until the database has not answered for
+        stale_seconds, counted from the end of the refresh that read it. A
+        refresh under way that has not failed keeps it served however long it
+        takes while the server is known: a process starved of CPU reads
+        slowly but does read. A refresh's own failure (an error, or the
+        client's timeouts against a server that hangs), or the client losing
+        the server (a stopped database: its retried calls take seconds to
+        fail), means the database does not answer. So a saturated process
+        with a healthy database never answers 503.
         """
         good, answered = self._good, self._answered
         if good is None or answered is None:
             return None
-        if self._failure is None:
+        if self._failure is None and self.store.knows_a_server():
             return good
         return good if self._clock() - answered <= self.stale_seconds else None
 
