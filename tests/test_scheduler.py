@@ -224,7 +224,9 @@ def test_a_scheduler_with_keep_days_prunes_the_old_questions_in_the_background_w
     url = feed_server.serve_feed("/feeds", render_feed(FIVE))
     scheduler = start_scheduler(url, KEEP_DAYS=30)
     wait_until(lambda: store.last_prune() is not None, timeout=60, what="a prune")
-    assert scheduler.lines("retention: deleted 3 questions first fetched before ")
+    # The prune's line is logged just after its record is written.
+    deleted = "retention: deleted 3 questions first fetched before "
+    wait_until(lambda: scheduler.lines(deleted), timeout=30, what="the prune's line")
     assert stored_ids(store) == Counter(entry.entry_id for entry in FIVE)
     assert store.count_questions() == 5
     assert scheduler.process.poll() is None
