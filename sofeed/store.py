@@ -93,6 +93,21 @@ def question_key(entry_id, link=None):
     return hashlib.sha224(stable.encode("utf-8")).hexdigest()
 
 
+def _upserting(write, query, *args, **kwargs):
+    """Run an upserting write, again if it lost a race to insert the same `_id`.
+
+    Two writers that find no document both insert one, and the loser gets
+    E11000; MongoDB 4.2 and later retry such an upsert themselves, FerretDB
+    does not. The second attempt finds the winner's document and updates it.
+    (Not for a lease: there the filter asks more than the `_id`, and losing
+    is the answer.)
+    """
+    try:
+        return write(query, *args, upsert=True, **kwargs)
+    except DuplicateKeyError:
+        return write(query, *args, upsert=True, **kwargs)
+
+
 class StrictClock:
     """UTC datetimes at BSON's millisecond precision that strictly increase.
 
@@ -198,11 +213,10 @@ class Store:
             return
         newest = self.questions.find().sort([("fetched", DESCENDING)]).limit(RECENT_KEEP)
         for question in newest:
-            self.recent.replace_one({"_id": question["_id"]}, question, upsert=True)
+            _upserting(self.recent.replace_one, {"_id": question["_id"]}, question)
         count = self.questions.count_documents({})
-        self.changes.update_one(
-            {"_id": QUESTIONS}, {"$setOnInsert": {"version": 0, "count": count}}, upsert=True
-        )
+        marker = {"$setOnInsert": {"version": 0, "count": count}}
+        _upserting(self.changes.update_one, {"_id": QUESTIONS}, marker)
 
     def known_questions(self, keys):
         """Each key's copy in `recent` (its mutable fields), or None where none: one query for a feed."""
@@ -285,11 +299,11 @@ class Store:
         restamped = False
         try:
             for _attempt in range(5):
-                self.recent.replace_one({"_id": question["_id"]}, question, upsert=True)
-                marker = self.changes.find_one_and_update(
+                _upserting(self.recent.replace_one, {"_id": question["_id"]}, question)
+                marker = _upserting(
+                    self.changes.find_one_and_update,
                     {"_id": QUESTIONS},
                     {"$inc": {"version": 1, **count}},
-                    upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
                 count = {}
@@ -331,7 +345,7 @@ class Store:
         if dropped:
             update["$unset"] = dropped
         if update:
-            self.sources.update_one({"_id": url}, update, upsert=True)
+            _upserting(self.sources.update_one, {"_id": url}, update)
 
     # Reading questions, for the web app: only the small `recent` and
     # `changes` collections, so that reads cost the same at any size.
@@ -358,14 +372,14 @@ class Store:
 
     def record_crawl(self, feed_url, status):
         """Keep the result of the latest crawl of a feed (a dict of fields), and add it to its totals."""
-        self.crawls.replace_one({"_id": feed_url}, {"_id": feed_url, **status}, upsert=True)
+        _upserting(self.crawls.replace_one, {"_id": feed_url}, {"_id": feed_url, **status})
         # Only the lease holder crawls, so these $inc never race each other (FerretDB loses racing ones).
         counts = {f"outcomes.{status.get('outcome') or 'unknown'}": 1}
         counts.update((kind, status.get(kind) or 0) for kind in ("new", "duplicate", "invalid"))
         update = {"$inc": counts}
         if status.get("ok") and status.get("finished") is not None:
             update["$max"] = {"last_good": status["finished"]}
-        self.crawl_totals.update_one({"_id": feed_url}, update, upsert=True)
+        _upserting(self.crawl_totals.update_one, {"_id": feed_url}, update)
 
     def crawl_totals_by_feed(self):
         """Each feed's totals: _id (the URL), outcomes ({outcome: n}), new, duplicate, invalid, last_good."""
@@ -391,8 +405,8 @@ class Store:
             self._delete_batch(pending, {}, counting=len(pending["ids"]))
         old = self.questions.find({"fetched": {"$lt": before}}, {"_id": 1}).limit(limit)
         batch = {"_id": PRUNED, "batch": ObjectId(), "ids": [doc["_id"] for doc in old]}
-        self.changes.update_one({"_id": PRUNED}, {"$setOnInsert": {"count": 0}}, upsert=True)
-        self.db[PRUNING].replace_one({"_id": PRUNED}, batch, upsert=True)
+        _upserting(self.changes.update_one, {"_id": PRUNED}, {"$setOnInsert": {"count": 0}})
+        _upserting(self.db[PRUNING].replace_one, {"_id": PRUNED}, batch)
         complete = len(batch["ids"]) < limit
         return self._delete_batch(batch, {"last": now, "before": before} if complete else {})
 
@@ -455,7 +469,7 @@ class Store:
 
     def note_page_open(self, now):
         """Record that a page was open at epoch seconds now."""
-        self.db[WATCHED].update_one({"_id": "pages"}, {"$set": {"seen": now}}, upsert=True)
+        _upserting(self.db[WATCHED].update_one, {"_id": "pages"}, {"$set": {"seen": now}})
 
     def page_last_seen(self):
         """Epoch seconds when a page was last noted open, or None."""

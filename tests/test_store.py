@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
-from pymongo.errors import ConfigurationError
+from pymongo.errors import ConfigurationError, DuplicateKeyError
 
 from sofeed import store as store_module
 from sofeed.store import Store, StrictClock, question_key
@@ -178,6 +178,17 @@ def test_a_database_from_before_the_marker_gets_its_count_and_recent_questions(s
     assert [doc["_id"] for doc in store.recent_questions()] == ["key2", "key1", "key0"]
     store.save_question(QUESTION)
     assert store.count_questions() == 4
+
+
+def test_an_upsert_that_loses_the_race_to_insert_is_retried_and_updates_the_winners_document(store):
+    def rival_inserts_first(query, update, upsert):
+        if store.changes.find_one(query) is None:
+            store.changes.insert_one({**query, "version": 0})  # the winner's insert
+            raise DuplicateKeyError("E11000 duplicate key error")  # what the loser's upsert got
+        return store.changes.update_one(query, update, upsert=upsert)
+
+    store_module._upserting(rival_inserts_first, {"_id": "questions"}, {"$inc": {"version": 1}})
+    assert store.changes.find_one({"_id": "questions"})["version"] == 1
 
 
 def test_record_crawl_keeps_only_the_latest_crawl_of_each_feed(store):
