@@ -9,13 +9,16 @@ Collections:
              on first sight, and is the web page's cursor.
   recent     a copy of the newest RECENT_KEEP questions, for readers: the web
              app reads this small collection, never `questions` itself.
-  changes    one document, "questions": the question count, and a version
-             bumped after each new question, so readers learn of new
-             questions from one small document; and "pruned": how many
-             questions retention deleted, and when it last ran. The count
-             of stored questions is the first count less the second: each
-             document has one kind of writer, because FerretDB loses
-             updates that race on one document.
+  changes    one document, "questions": a version bumped after each new
+             question, so readers learn of new questions from one small
+             document, and a recent count to start counting from; and
+             "pruned": how many questions retention deleted, and when it
+             last ran.
+  counted    one document per question ever counted, numbered 1, 2, 3...
+             by its `_id`: the stored questions are the highest number less
+             the "pruned" count. FerretDB loses `$inc` updates that race on
+             one document (two writers' counts came out short), but it
+             never lets two inserts share an `_id`; see docs/COUNTING.md.
   sources    one document per source URL: an Atom feed's HTTP validators and
              Retry-After, an API source's quota, backoff and fromdate.
   crawls     one document per source URL: the scheduler's last crawl of it.
@@ -51,6 +54,7 @@ logger = logging.getLogger(__name__)
 QUESTIONS = "questions"
 RECENT = "recent"
 CHANGES = "changes"
+COUNTED = "counted"
 PRUNED = "pruned"  # the retention's document in `changes`
 PRUNING = "pruning"
 SOURCES = "sources"
@@ -140,6 +144,7 @@ class Store:
         self.questions = self.db[QUESTIONS]
         self.recent = self.db[RECENT]
         self.changes = self.db[CHANGES]
+        self.counted = self.db[COUNTED]
         self.sources = self.db[SOURCES]
         self.crawls = self.db[CRAWLS]
         self.leases = self.db[LEASES]
@@ -295,18 +300,21 @@ class Store:
         scans it (a second at 100,000 questions) and would make every
         attempt slow again.
         """
-        count = {"count": 1}
+        counting = True
         restamped = False
         try:
             for _attempt in range(5):
                 _upserting(self.recent.replace_one, {"_id": question["_id"]}, question)
+                bump = {"$inc": {"version": 1}}
+                if counting:
+                    bump["$max"] = {"count": self._count_one()}
+                    counting = False
                 marker = _upserting(
                     self.changes.find_one_and_update,
                     {"_id": QUESTIONS},
-                    {"$inc": {"version": 1, **count}},
+                    bump,
                     return_document=ReturnDocument.AFTER,
                 )
-                count = {}
                 if marker["version"] % RECENT_TRIM_EVERY == 0:
                     self._trim_recent()
                 if self._timer() - started < VISIBILITY_LAG.total_seconds() / 2:
@@ -319,6 +327,21 @@ class Store:
             if restamped:
                 restamp = {"$set": {"fetched": question["fetched"]}}
                 self.questions.update_one({"_id": question["_id"]}, restamp)
+
+    def _count_one(self):
+        """Number a new question: the next free `_id` in `counted`, which is returned.
+
+        The numbers below the count in `changes` are all taken, so the next
+        free one is at most a few inserts above it (docs/COUNTING.md).
+        """
+        number = (self.changes.find_one({"_id": QUESTIONS}, {"count": 1}) or {}).get("count", 0)
+        while True:
+            number += 1
+            try:
+                self.counted.insert_one({"_id": number})
+                return number
+            except DuplicateKeyError:
+                continue  # another writer's question has this number
 
     def _trim_recent(self):
         """Drop all but the newest RECENT_KEEP questions from `recent`."""
@@ -364,9 +387,14 @@ class Store:
         return list(cursor)
 
     def count_questions(self):
-        """How many questions are stored: as counted by the writers, less what retention deleted."""
+        """How many questions are stored: as numbered by the writers, less what retention deleted."""
         counts = {doc["_id"]: doc.get("count", 0) for doc in self.changes.find({}, {"count": 1})}
-        return counts.get(QUESTIONS, 0) - counts.get(PRUNED, 0)
+        # The count in "questions" may lag (a writer stopped before raising it, or a
+        # racing update lost): the numbers above it that are taken count as well.
+        highest = counts.get(QUESTIONS, 0)
+        while self.counted.find_one({"_id": highest + 1}, {"_id": 1}) is not None:
+            highest += 1
+        return highest - counts.get(PRUNED, 0)
 
     # The scheduler's records: one status document per feed, and its lease.
 

@@ -1,4 +1,5 @@
 import hashlib
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -178,6 +179,48 @@ def test_a_database_from_before_the_marker_gets_its_count_and_recent_questions(s
     assert [doc["_id"] for doc in store.recent_questions()] == ["key2", "key1", "key0"]
     store.save_question(QUESTION)
     assert store.count_questions() == 4
+
+
+def test_a_database_counted_by_an_older_sofeed_numbers_its_new_questions_from_that_count(store):
+    store.changes.insert_one({"_id": "questions", "version": 9, "count": 7})
+    store.ensure_indexes()
+    assert store.count_questions() == 7
+    store.save_question(QUESTION)
+    assert store.count_questions() == 8
+    assert [doc["_id"] for doc in store.counted.find()] == [8]
+
+
+def test_writers_saving_at_the_same_moment_count_every_question_once(mongo_uri, store):
+    # FerretDB loses $inc updates that race on one document; numbered inserts cannot be lost.
+    writers, each = 4, 40
+    start = threading.Barrier(writers)
+
+    def write(w):
+        own = Store.connect(mongo_uri, store.db.name)
+        try:
+            start.wait()
+            for n in range(each):
+                own.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{w}-{n}"})
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.questions.count_documents({}) == store.count_questions() == writers * each
+    assert sorted(doc["_id"] for doc in store.counted.find()) == list(range(1, writers * each + 1))
+
+
+def test_a_count_left_behind_by_a_lost_update_is_caught_up_from_the_numbers_taken(store):
+    for n in range(3):
+        store.save_question({**QUESTION, "entry_id": f"https://stackoverflow.com/q/{n}"})
+    store.changes.update_one({"_id": "questions"}, {"$set": {"count": 1}})  # two raises lost
+    assert store.count_questions() == 3
+    store.save_question(QUESTION)
+    assert store.count_questions() == 4
+    assert store.changes.find_one({"_id": "questions"})["count"] == 4
 
 
 def test_an_upsert_that_loses_the_race_to_insert_is_retried_and_updates_the_winners_document(store):

@@ -34,10 +34,10 @@ NOTES = {
     "3": (
         "The kill is placed with SIGSTOP: the test freezes the scheduler at the chosen moment (counted in "
         "the store), then sends SIGKILL, so 3b and 3c hit their window on every run. 3c, the count one "
-        "short after a kill between a question's copy into `recent` and the count's $inc, is a strict "
-        "xfail: the question shows, the counter does not recover (recounting `questions` scans it on "
-        "FerretDB). The newest-first stop-at-first-duplicate crawl it is compared with is simulated on "
-        "the state the crash left, not run."
+        "short after a kill between a question's copy into `recent` and taking its number in `counted`, "
+        "is a strict xfail: the question shows, the count does not recover (recounting `questions` scans "
+        "it on FerretDB; docs/COUNTING.md). The newest-first stop-at-first-duplicate crawl it is "
+        "compared with is simulated on the state the crash left, not run."
     ),
     "8": (
         "The long run starts with the test session and crawls in its background, while the rest of the "
