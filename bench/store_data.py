@@ -41,11 +41,7 @@ def _fields():
 
 
 def save_new(store, count):
-    """Save count new questions through the store, one after the other, as a crawl does.
-
-    Not from several threads: FerretDB v1.24.2 loses concurrent $inc updates,
-    and the `changes` marker would miss some of them.
-    """
+    """Save count new questions through the store, one after the other, as a crawl does."""
     store.ensure_indexes()
     new = sum(store.save_question(_fields()) for _ in range(count))
     if new != count:
@@ -70,7 +66,8 @@ def add_older(store, count):
                 }
             )
         store.questions.insert_many(documents, ordered=False)
-    # What Store._ensure_marker would count for them; they are not new, so the version stays.
+    # What Store._ensure_marker would count for them: the count new questions are numbered
+    # from (docs/COUNTING.md). They are not new, so the version stays.
     store.changes.update_one({"_id": QUESTIONS}, {"$inc": {"count": count}})
 
 
