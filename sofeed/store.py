@@ -331,8 +331,9 @@ class Store:
     def _count_one(self):
         """Number a new question: the next free `_id` in `counted`, which is returned.
 
-        The numbers below the count in `changes` are all taken, so the next
-        free one is at most a few inserts above it (docs/COUNTING.md).
+        Numbers are taken in order, and the count in `changes` trails the
+        highest by a few at most, so the first free number above it is a
+        few inserts away (docs/COUNTING.md).
         """
         number = (self.changes.find_one({"_id": QUESTIONS}, {"count": 1}) or {}).get("count", 0)
         while True:
